@@ -1,0 +1,1 @@
+"""Subcommands of the ``posetransfer`` CLI (see ``posetransfer.cli``): one module each, thin wrappers."""

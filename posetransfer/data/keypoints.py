@@ -1,0 +1,413 @@
+"""The 18-point OpenPose/COCO keypoints, PATN's CSV formats, heatmaps, masks, flips and drawing.
+
+Conventions (exactly those of the PATN annotation CSVs, converted at the edges only):
+keypoints are an ``(18, 2)`` int array of ``(y, x)`` = (row, column) in the pixel space of the image they
+belong to, with ``-1`` in both entries for a missing joint.
+
+Joint order is OpenPose's COCO-18 order. The official PATN ``LABELS`` list names indices 14–17
+``Leye, Reye, Lear, Rear``, but its limb table (shoulder 2 → 16, shoulder 5 → 17) and OpenPose's own
+documentation say 14 = right eye, 15 = left eye, 16 = right ear, 17 = left ear. The names below follow
+OpenPose. Nothing in the models depends on the names; the horizontal flip does (it swaps 14↔15 and 16↔17,
+which is correct under either naming because both pairs are swapped).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from ..io import atomic_path
+
+NUM_JOINTS = 18
+MISSING = -1
+
+JOINT_NAMES: tuple[str, ...] = (
+    "nose", "neck",
+    "r_shoulder", "r_elbow", "r_wrist",
+    "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle",
+    "l_hip", "l_knee", "l_ankle",
+    "r_eye", "l_eye", "r_ear", "l_ear",
+)
+JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+#: Limbs used for drawing skeletons (OpenPose / PATN ``LIMB_SEQ``, 0-based).
+LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
+)
+
+#: Limbs of the mask used by mask-SSIM / mask-IS / mask-LPIPS (PATN ``produce_ma_mask``), 0-based:
+#: the drawing limbs plus hip–hip, hip–shoulder and ear–ear polygons that fill the torso and head.
+MASK_LIMBS: tuple[tuple[int, int], ...] = tuple(
+    (a - 1, b - 1)
+    for a, b in (
+        (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12), (12, 13),
+        (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (2, 17), (2, 18), (9, 12), (12, 6),
+        (9, 3), (17, 18),
+    )
+)
+
+#: Index permutation of a horizontal flip: right and left joints trade places.
+FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
+
+#: Joints whose bounding box is the PCKh head box (nose, neck, eyes, ears).
+HEAD_JOINTS: tuple[int, ...] = (0, 1, 14, 15, 16, 17)
+
+#: Joints required by the published pair-filtering rule (both hips, both shoulders).
+REQUIRED_FOR_PAIRS: tuple[int, ...] = (JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"],
+                                       JOINT_INDEX["l_shoulder"], JOINT_INDEX["r_shoulder"])
+
+#: Standard image sizes (H, W) of the two benchmarks.
+MARKET_SIZE = (128, 64)
+FASHION_SIZE = (256, 176)
+FASHION_RAW_SIZE = (256, 256)
+#: DeepFashion 256×256 → 256×176 is the centre crop ``img.crop((40, 0, 216, 256))``.
+FASHION_CROP_LEFT = 40
+
+HeatmapMode = Literal["gaussian", "onehot"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation and conversion
+# --------------------------------------------------------------------------------------------------
+def missing_mask(keypoints: np.ndarray) -> np.ndarray:
+    """Boolean (18,) array: True where the joint is missing (either coordinate is -1)."""
+    kp = np.asarray(keypoints)
+    return (kp[:, 0] == MISSING) | (kp[:, 1] == MISSING)
+
+
+def validate_keypoints(keypoints: np.ndarray, size: tuple[int, int] | None = None,
+                       where: str = "keypoints") -> np.ndarray:
+    """Return ``keypoints`` as an (18, 2) int64 array, or raise :class:`DataError` naming ``where``.
+
+    With ``size`` = (H, W), every present joint must lie inside the image.
+    """
+    kp = np.asarray(keypoints)
+    if kp.shape != (NUM_JOINTS, 2):
+        raise DataError(f"{where}: expected 18 (y, x) keypoints, got an array of shape {kp.shape}")
+    if not np.issubdtype(kp.dtype, np.number) or not np.all(np.isfinite(kp)):
+        raise DataError(f"{where}: keypoints must be finite numbers")
+    kp = np.rint(kp).astype(np.int64)
+    miss = missing_mask(kp)
+    kp[miss] = MISSING
+    if np.any(kp[~miss] < 0):
+        raise DataError(f"{where}: negative coordinate other than -1 (missing) in {kp[~miss].min()}")
+    if size is not None:
+        h, w = size
+        bad = (~miss) & ((kp[:, 0] >= h) | (kp[:, 1] >= w))
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise DataError(
+                f"{where}: joint {j} ({JOINT_NAMES[j]}) at (y={kp[j, 0]}, x={kp[j, 1]}) lies outside the "
+                f"{h}x{w} image"
+            )
+    return kp
+
+
+def _parse_int_list(text: str, where: str, axis: str) -> list[int]:
+    try:
+        values = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text.strip()[:60]!r}") from None
+    if not isinstance(values, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    ):
+        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text.strip()[:60]!r}")
+    if len(values) != NUM_JOINTS:
+        raise DataError(f"{where}: keypoints_{axis} has {len(values)} values, 18 expected")
+    if not all(np.isfinite(v) for v in values):
+        raise DataError(f"{where}: keypoints_{axis} contains a non-finite value")
+    return [int(round(v)) for v in values]
+
+
+def parse_keypoints(y_text: str, x_text: str, where: str = "keypoints") -> np.ndarray:
+    """Parse PATN's two JSON lists (y first, then x) into an (18, 2) (y, x) array."""
+    ys = _parse_int_list(y_text, where, "y")
+    xs = _parse_int_list(x_text, where, "x")
+    return validate_keypoints(np.stack([ys, xs], axis=1), where=where)
+
+
+def format_keypoints(keypoints: np.ndarray) -> tuple[str, str]:
+    """The inverse of :func:`parse_keypoints`: two JSON lists ``[y0, ...]``, ``[x0, ...]``."""
+    kp = validate_keypoints(keypoints)
+    return json.dumps([int(v) for v in kp[:, 0]]), json.dumps([int(v) for v in kp[:, 1]])
+
+
+# --------------------------------------------------------------------------------------------------
+# Annotation CSV ("name:keypoints_y:keypoints_x") and pairs CSV ("from,to")
+# --------------------------------------------------------------------------------------------------
+def read_annotations(path: str | os.PathLike, size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Read a PATN annotation CSV into ``{image name: (18, 2) keypoints}``.
+
+    Errors name the file and the 1-based line: wrong header, wrong number of fields, malformed lists,
+    duplicate names, keypoints outside ``size`` when given.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    result: dict[str, np.ndarray] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    if not lines:
+        raise DataError(f"{path}: annotation file is empty")
+    header = [h.strip() for h in lines[0].split(":")]
+    if header != ["name", "keypoints_y", "keypoints_x"]:
+        raise DataError(f"{path}:1: header must be 'name:keypoints_y:keypoints_x', got {lines[0][:60]!r}")
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split(":")
+        where = f"{path}:{lineno}"
+        if len(fields) != 3:
+            raise DataError(f"{where}: expected 3 ':'-separated fields, got {len(fields)}")
+        name = fields[0].strip()
+        if not name:
+            raise DataError(f"{where}: empty image name")
+        if name in result:
+            raise DataError(f"{where}: duplicate image name {name!r}")
+        kp = parse_keypoints(fields[1], fields[2], where=f"{where} ({name})")
+        if size is not None:
+            validate_keypoints(kp, size, where=f"{where} ({name})")
+        result[name] = kp
+    return result
+
+
+def write_annotations(path: str | os.PathLike, annotations: dict[str, np.ndarray]) -> None:
+    """Write ``{name: keypoints}`` as a PATN annotation CSV (atomically)."""
+    rows = ["name:keypoints_y:keypoints_x"]
+    for name, kp in annotations.items():
+        if ":" in name or "\n" in name:
+            raise DataError(f"{path}: image name {name!r} cannot contain ':' or a newline")
+        y_text, x_text = format_keypoints(kp)
+        rows.append(f"{name}: {y_text}: {x_text}")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def read_pairs(path: str | os.PathLike, known_names: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Read a pairs CSV (header ``from,to``). With ``known_names``, unknown images are a :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: pairs file not found")
+    known = set(known_names) if known_names is not None else None
+    pairs: list[tuple[str, str]] = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: pairs file is empty") from None
+        if [h.strip() for h in header] != ["from", "to"]:
+            raise DataError(f"{path}:1: header must be 'from,to', got {','.join(header)[:60]!r}")
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != 2:
+                raise DataError(f"{path}:{lineno}: expected 2 comma-separated names, got {len(row)} fields")
+            src, dst = row[0].strip(), row[1].strip()
+            if known is not None:
+                for name in (src, dst):
+                    if name not in known:
+                        raise DataError(f"{path}:{lineno}: image {name!r} is not in the annotation file")
+            pairs.append((src, dst))
+    return pairs
+
+
+def write_pairs(path: str | os.PathLike, pairs: Sequence[tuple[str, str]]) -> None:
+    """Write a pairs CSV (header ``from,to``) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["from", "to"])
+            writer.writerows(pairs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Heatmaps
+# --------------------------------------------------------------------------------------------------
+def heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 6.0,
+             mode: HeatmapMode = "gaussian") -> np.ndarray:
+    """(18, H, W) float32 pose maps for ``keypoints`` at image ``size`` = (H, W).
+
+    ``gaussian``: ``exp(-((y-yj)^2 + (x-xj)^2) / (2 sigma^2))`` per joint (PATN's ``cords_to_map``),
+    computed as an outer product of two 1-D Gaussians (identical values, O(H+W) exponentials).
+    ``onehot``: the legacy DeepFashion maps — PATN saved the Gaussian maps as uint8, which truncates every
+    value below 1 to 0, leaving a single 1 at the joint. The released DeepFashion checkpoints were trained
+    on these. A missing joint, or one outside the image, gives an all-zero channel.
+    """
+    h, w = size
+    kp = np.asarray(keypoints)
+    out = np.zeros((NUM_JOINTS, h, w), dtype=np.float32)
+    present = ~missing_mask(kp) & (kp[:, 0] < h) & (kp[:, 1] < w) & (kp[:, 0] >= 0) & (kp[:, 1] >= 0)
+    if mode == "onehot":
+        idx = np.nonzero(present)[0]
+        out[idx, kp[idx, 0].astype(int), kp[idx, 1].astype(int)] = 1.0
+        return out
+    if mode != "gaussian":
+        raise ValueError(f"unknown heatmap mode {mode!r} (gaussian or onehot)")
+    ys = np.arange(h, dtype=np.float32)
+    xs = np.arange(w, dtype=np.float32)
+    denom = np.float32(2.0 * sigma * sigma)
+    for j in np.nonzero(present)[0]:
+        gy = np.exp(-((ys - kp[j, 0]) ** 2) / denom)
+        gx = np.exp(-((xs - kp[j, 1]) ** 2) / denom)
+        np.outer(gy, gx, out=out[j])
+    return out
+
+
+def heatmap_argmax(maps: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Recover (18, 2) keypoints from heatmaps (peak position; -1 where the peak is below ``threshold``)."""
+    n, h, w = maps.shape
+    flat = maps.reshape(n, -1)
+    idx = flat.argmax(axis=1)
+    kp = np.stack([idx // w, idx % w], axis=1).astype(np.int64)
+    kp[flat.max(axis=1) < threshold] = MISSING
+    return kp
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometric transforms
+# --------------------------------------------------------------------------------------------------
+def _mark_outside(kp: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is not None:
+        h, w = size
+        outside = (kp[:, 0] < 0) | (kp[:, 1] < 0) | (kp[:, 0] >= h) | (kp[:, 1] >= w)
+        kp[outside] = MISSING
+    return kp
+
+
+def rescale_keypoints(keypoints: np.ndarray, from_size: tuple[int, int],
+                      to_size: tuple[int, int]) -> np.ndarray:
+    """Scale keypoints from an image of ``from_size`` (H, W) to ``to_size``; missing stays missing.
+
+    Uses the pixel-centre convention ``y' = (y + 0.5) * H'/H - 0.5`` so that a round trip returns the
+    same pixel. Joints that end up outside the image become missing.
+    """
+    kp = np.asarray(keypoints)
+    miss = missing_mask(kp)
+    scale = np.array([to_size[0] / from_size[0], to_size[1] / from_size[1]])
+    out = np.rint((kp + 0.5) * scale - 0.5).astype(np.int64)
+    out[miss] = MISSING
+    return _mark_outside(out, to_size)
+
+
+def crop_keypoints(keypoints: np.ndarray, top: int, left: int,
+                   size: tuple[int, int] | None = None) -> np.ndarray:
+    """Keypoints after cropping the image at (top, left); with ``size`` joints outside become missing."""
+    kp = np.asarray(keypoints).astype(np.int64).copy()
+    miss = missing_mask(kp)
+    kp[~miss, 0] -= top
+    kp[~miss, 1] -= left
+    return _mark_outside(kp, size)
+
+
+def fashion_256_to_176(keypoints: np.ndarray) -> np.ndarray:
+    """DeepFashion 256×256 annotations → the 256×176 centre crop (``x' = x - 40``, PATN ``resize_fashion``)."""
+    return crop_keypoints(keypoints, 0, FASHION_CROP_LEFT, FASHION_SIZE)
+
+
+def fashion_176_to_256(keypoints: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`fashion_256_to_176` (``x' = x + 40``)."""
+    return crop_keypoints(keypoints, 0, -FASHION_CROP_LEFT, FASHION_RAW_SIZE)
+
+
+def flip_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints of the horizontally mirrored image: ``x' = W - 1 - x`` and left/right joints swapped."""
+    kp = np.asarray(keypoints).astype(np.int64).copy()
+    miss = missing_mask(kp)
+    kp[~miss, 1] = width - 1 - kp[~miss, 1]
+    return kp[list(FLIP_PERMUTATION)]
+
+
+def affine_keypoints(keypoints: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Apply a 2×3 affine ``matrix`` acting on (x, y) pixel coordinates; joints leaving the image go missing."""
+    kp = np.asarray(keypoints)
+    miss = missing_mask(kp)
+    xy1 = np.stack([kp[:, 1], kp[:, 0], np.ones(len(kp))], axis=1).astype(np.float64)
+    moved = xy1 @ np.asarray(matrix, dtype=np.float64).T
+    out = np.rint(np.stack([moved[:, 1], moved[:, 0]], axis=1)).astype(np.int64)
+    out[miss] = MISSING
+    return _mark_outside(out, size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Masks and drawing
+# --------------------------------------------------------------------------------------------------
+def pose_mask(keypoints: np.ndarray, size: tuple[int, int], radius: int = 4) -> np.ndarray:
+    """The body mask of mask-SSIM / mask-IS / mask-LPIPS (PATN ``produce_ma_mask``), bool (H, W).
+
+    A 2·radius-wide polygon around each of the 23 :data:`MASK_LIMBS` whose two ends are present, a disc of
+    ``radius`` on every present joint, then a 5×5 dilation followed by a 5×5 erosion (a closing) to fill
+    small gaps between limbs.
+    """
+    from skimage.draw import disk, polygon
+    from skimage.morphology import dilation, erosion
+
+    kp = np.asarray(keypoints).astype(np.float64)
+    miss = missing_mask(kp)
+    mask = np.zeros(size, dtype=bool)
+    for a, b in MASK_LIMBS:
+        if miss[a] or miss[b]:
+            continue
+        direction = kp[a] - kp[b]
+        length = np.linalg.norm(direction)
+        if length == 0:
+            continue
+        normal = radius * np.array([-direction[1], direction[0]]) / length
+        corners = np.array([kp[a] + normal, kp[a] - normal, kp[b] - normal, kp[b] + normal])
+        rr, cc = polygon(corners[:, 0], corners[:, 1], shape=size)
+        mask[rr, cc] = True
+    for j in np.nonzero(~miss)[0]:
+        rr, cc = disk((kp[j, 0], kp[j, 1]), radius, shape=size)
+        mask[rr, cc] = True
+    # PATN applies skimage's dilation then erosion with a 5x5 square (a closing), in that order.
+    footprint = np.ones((5, 5), dtype=bool)
+    return erosion(dilation(mask, footprint), footprint)
+
+
+#: Colours of the 19 drawing limbs (OpenPose's rainbow palette, RGB).
+LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
+    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
+    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85), (255, 0, 0),
+)
+
+
+def draw_skeleton(keypoints: np.ndarray, size: tuple[int, int] | None = None,
+                  canvas: np.ndarray | None = None, thickness: int | None = None) -> np.ndarray:
+    """Draw the skeleton as uint8 RGB (H, W, 3): on ``canvas`` (a copy) or on black of ``size``."""
+    from PIL import Image, ImageDraw
+
+    if canvas is None:
+        if size is None:
+            raise ValueError("draw_skeleton needs size or canvas")
+        canvas = np.zeros((*size, 3), dtype=np.uint8)
+    h, w = canvas.shape[:2]
+    thickness = thickness or max(1, round(min(h, w) / 40))
+    img = Image.fromarray(np.ascontiguousarray(canvas))
+    draw = ImageDraw.Draw(img)
+    kp = np.asarray(keypoints)
+    miss = missing_mask(kp)
+    for (a, b), colour in zip(LIMBS, LIMB_COLORS):
+        if miss[a] or miss[b]:
+            continue
+        draw.line([(kp[a, 1], kp[a, 0]), (kp[b, 1], kp[b, 0])], fill=colour, width=thickness)
+    r = thickness
+    for j in np.nonzero(~miss)[0]:
+        y, x = kp[j]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=LIMB_COLORS[j % len(LIMB_COLORS)])
+    return np.asarray(img)
+
+
+def heatmaps_to_image(maps: np.ndarray) -> np.ndarray:
+    """Visualise (18, H, W) heatmaps as one uint8 RGB image (max over joints, coloured per joint)."""
+    n = maps.shape[0]
+    colours = np.array(LIMB_COLORS[:n] if n <= len(LIMB_COLORS) else LIMB_COLORS * (n // 19 + 1))[:n]
+    weighted = maps[:, :, :, None] * colours[:, None, None, :]
+    return np.clip(weighted.max(axis=0), 0, 255).astype(np.uint8)

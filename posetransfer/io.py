@@ -1,0 +1,127 @@
+"""File helpers shared by every module: atomic writes and image reading with clear errors.
+
+Why one place: checkpoints, results JSON, CSVs and generated images must never be left half-written
+(a crash or SIGKILL during a write leaves either the old file or the new one, never a truncated one),
+and a bad image must raise :class:`DataError` naming the file instead of a PIL traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+
+#: Refuse images larger than this many pixels (decompression bombs); PIL's own guard is a warning only.
+MAX_IMAGE_PIXELS = 40_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the destination folder; on success fsync and rename it over ``path``.
+
+    The temporary name ends in ``.tmp`` so that readers listing checkpoints can ignore debris left by a
+    killed process.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+        with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an RGB image as a uint8 H×W×3 array.
+
+    ``size`` = (H, W): when given, the image must have exactly that size (datasets) — a mismatch is a
+    :class:`DataError` naming the file, not a silent resize.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: image too large ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    array = np.asarray(rgb, dtype=np.uint8)
+    if size is not None and array.shape[:2] != tuple(size):
+        raise DataError(
+            f"{path}: image is {array.shape[0]}x{array.shape[1]} (HxW) but {size[0]}x{size[1]} is expected"
+        )
+    return array
+
+
+def save_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> None:
+    """Save a uint8 H×W×3 (or H×W) array atomically; the format follows the file suffix."""
+    path = Path(path)
+    img = Image.fromarray(np.ascontiguousarray(array))
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}.get(
+        path.suffix.lower(), "PNG"
+    )
+    with atomic_path(path) as tmp:
+        kwargs = {"quality": quality} if fmt == "JPEG" else {}
+        img.save(tmp, format=fmt, **kwargs)
+
+
+def image_to_tensor_range(array: np.ndarray) -> np.ndarray:
+    """uint8 H×W×3 → float32 3×H×W in [-1, 1] (the PATN normalisation: ToTensor + Normalize(.5, .5))."""
+    return (array.astype(np.float32).transpose(2, 0, 1) / 127.5) - 1.0
+
+
+def tensor_range_to_image(array: np.ndarray) -> np.ndarray:
+    """float 3×H×W in [-1, 1] → uint8 H×W×3, rounding to nearest (the official code floors; see metrics)."""
+    img = (np.clip(array, -1.0, 1.0).transpose(1, 2, 0) + 1.0) * 127.5
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
