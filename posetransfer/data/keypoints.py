@@ -13,7 +13,9 @@ which is correct under either naming because both pairs are swapped).
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -72,6 +74,9 @@ FASHION_CROP_LEFT = 40
 
 HeatmapMode = Literal["gaussian", "onehot"]
 
+#: Coordinates beyond this are garbage (and would overflow int64 on the way); real images are far smaller.
+MAX_COORDINATE = 1 << 20
+
 
 # --------------------------------------------------------------------------------------------------
 # Validation and conversion
@@ -91,13 +96,15 @@ def validate_keypoints(keypoints: np.ndarray, size: tuple[int, int] | None = Non
     kp = np.asarray(keypoints)
     if kp.shape != (NUM_JOINTS, 2):
         raise DataError(f"{where}: expected 18 (y, x) keypoints, got an array of shape {kp.shape}")
-    if not np.issubdtype(kp.dtype, np.number) or not np.all(np.isfinite(kp)):
+    if kp.dtype == bool or not np.issubdtype(kp.dtype, np.number) or not np.all(np.isfinite(kp)):
         raise DataError(f"{where}: keypoints must be finite numbers")
+    if np.any(np.abs(kp) > MAX_COORDINATE):
+        raise DataError(f"{where}: keypoint coordinate larger than {MAX_COORDINATE}")
     kp = np.rint(kp).astype(np.int64)
     miss = missing_mask(kp)
     kp[miss] = MISSING
     if np.any(kp[~miss] < 0):
-        raise DataError(f"{where}: negative coordinate other than -1 (missing) in {kp[~miss].min()}")
+        raise DataError(f"{where}: negative coordinate {kp[~miss].min()} (only -1 = missing is allowed)")
     if size is not None:
         h, w = size
         bad = (~miss) & ((kp[:, 0] >= h) | (kp[:, 1] >= w))
@@ -111,49 +118,91 @@ def validate_keypoints(keypoints: np.ndarray, size: tuple[int, int] | None = Non
 
 
 def _parse_int_list(text: str, where: str, axis: str) -> list[int]:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':  # a CSV writer may have quoted the field
+        text = text[1:-1]
     try:
         values = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text.strip()[:60]!r}") from None
+    except (ValueError, TypeError, RecursionError):
+        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text[:60]!r}") from None
     if not isinstance(values, list) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
     ):
-        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text.strip()[:60]!r}")
+        raise DataError(f"{where}: keypoints_{axis} is not a list of numbers: {text[:60]!r}")
     if len(values) != NUM_JOINTS:
         raise DataError(f"{where}: keypoints_{axis} has {len(values)} values, 18 expected")
-    if not all(np.isfinite(v) for v in values):
+    if not all(isinstance(v, int) or np.isfinite(v) for v in values):
         raise DataError(f"{where}: keypoints_{axis} contains a non-finite value")
+    if any(abs(v) > MAX_COORDINATE for v in values):
+        raise DataError(f"{where}: keypoints_{axis} contains a coordinate larger than {MAX_COORDINATE}")
     return [int(round(v)) for v in values]
 
 
-def parse_keypoints(y_text: str, x_text: str, where: str = "keypoints") -> np.ndarray:
-    """Parse PATN's two JSON lists (y first, then x) into an (18, 2) (y, x) array."""
+def parse_keypoints(y_text: str, x_text: str, where: str = "keypoints",
+                    negative: Literal["error", "missing"] = "error") -> np.ndarray:
+    """Parse PATN's two JSON lists (y first, then x) into an (18, 2) (y, x) array.
+
+    ``negative="missing"`` turns negative coordinates other than -1 into missing joints instead of an
+    error (the official ``resize_fashion.py`` wrote ``x - 40`` without clipping).
+    """
     ys = _parse_int_list(y_text, where, "y")
     xs = _parse_int_list(x_text, where, "x")
-    return validate_keypoints(np.stack([ys, xs], axis=1), where=where)
+    kp = np.stack([ys, xs], axis=1).astype(np.int64)
+    if negative == "missing":
+        kp[(kp < 0).any(axis=1)] = MISSING
+    return validate_keypoints(kp, where=where)
 
 
-def format_keypoints(keypoints: np.ndarray) -> tuple[str, str]:
+def format_keypoints(keypoints: np.ndarray, where: str = "keypoints") -> tuple[str, str]:
     """The inverse of :func:`parse_keypoints`: two JSON lists ``[y0, ...]``, ``[x0, ...]``."""
-    kp = validate_keypoints(keypoints)
+    kp = validate_keypoints(keypoints, where=where)
     return json.dumps([int(v) for v in kp[:, 0]]), json.dumps([int(v) for v in kp[:, 1]])
+
+
+def check_image_name(name: str, where: str = "image name") -> str:
+    """Refuse names that could not be written to and read back from both CSVs unchanged.
+
+    Empty names, ':' (the annotation separator), non-printable characters (newlines, NUL, line
+    separators that ``str.splitlines`` would break on), surrounding
+    whitespace or double quotes (both readers strip them) are a :class:`DataError`.
+    """
+    if not isinstance(name, str) or not name:
+        raise DataError(f"{where}: empty or non-text image name {name!r}")
+    if ":" in name or not name.isprintable():
+        raise DataError(f"{where}: image name {name!r} cannot contain ':' or control characters")
+    if name != name.strip() or name.strip('"') != name:
+        raise DataError(f"{where}: image name {name!r} cannot start or end with whitespace or '\"'")
+    return name
 
 
 # --------------------------------------------------------------------------------------------------
 # Annotation CSV ("name:keypoints_y:keypoints_x") and pairs CSV ("from,to")
 # --------------------------------------------------------------------------------------------------
-def read_annotations(path: str | os.PathLike, size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+def _read_text(path: Path, what: str) -> str:
+    """Whole file as text (UTF-8, optional BOM); undecodable bytes are a :class:`DataError` naming the file."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: {what} file is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} file ({exc.strerror or exc})") from None
+
+
+def read_annotations(path: str | os.PathLike, size: tuple[int, int] | None = None,
+                     outside: Literal["error", "missing"] = "error") -> dict[str, np.ndarray]:
     """Read a PATN annotation CSV into ``{image name: (18, 2) keypoints}``.
 
     Errors name the file and the 1-based line: wrong header, wrong number of fields, malformed lists,
-    duplicate names, keypoints outside ``size`` when given.
+    duplicate names, keypoints outside ``size`` when given. ``outside="missing"`` instead turns joints
+    outside the image (negative, or beyond ``size``) into missing ones, for third-party files that were
+    written without clipping; how many were changed is logged once.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     result: dict[str, np.ndarray] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    dropped = 0
+    lines = _read_text(path, "annotation").splitlines()
     if not lines:
         raise DataError(f"{path}: annotation file is empty")
     header = [h.strip() for h in lines[0].split(":")]
@@ -164,27 +213,42 @@ def read_annotations(path: str | os.PathLike, size: tuple[int, int] | None = Non
             continue
         fields = line.split(":")
         where = f"{path}:{lineno}"
+        if "\x00" in line:
+            raise DataError(f"{where}: NUL byte in line")
         if len(fields) != 3:
             raise DataError(f"{where}: expected 3 ':'-separated fields, got {len(fields)}")
-        name = fields[0].strip()
+        name = fields[0].strip().strip('"').strip()
         if not name:
             raise DataError(f"{where}: empty image name")
         if name in result:
             raise DataError(f"{where}: duplicate image name {name!r}")
-        kp = parse_keypoints(fields[1], fields[2], where=f"{where} ({name})")
-        if size is not None:
+        kp = parse_keypoints(fields[1], fields[2], where=f"{where} ({name})", negative=outside)
+        if outside == "missing":
+            present_before = NUM_JOINTS - _count_missing_in_text(fields[1], fields[2])
+            if size is not None:
+                kp = _mark_outside(kp, size)
+            dropped += present_before - int(np.count_nonzero(~missing_mask(kp)))
+        elif size is not None:
             validate_keypoints(kp, size, where=f"{where} ({name})")
         result[name] = kp
+    if dropped:
+        logging.getLogger(__name__).warning("%s: %d joints outside the image were marked missing", path, dropped)
     return result
+
+
+def _count_missing_in_text(y_text: str, x_text: str) -> int:
+    """Joints written as missing (-1 in either list); the texts were already validated by the parser."""
+    ys = _parse_int_list(y_text, "", "y")
+    xs = _parse_int_list(x_text, "", "x")
+    return sum(1 for y, x in zip(ys, xs) if y == MISSING or x == MISSING)
 
 
 def write_annotations(path: str | os.PathLike, annotations: dict[str, np.ndarray]) -> None:
     """Write ``{name: keypoints}`` as a PATN annotation CSV (atomically)."""
     rows = ["name:keypoints_y:keypoints_x"]
     for name, kp in annotations.items():
-        if ":" in name or "\n" in name:
-            raise DataError(f"{path}: image name {name!r} cannot contain ':' or a newline")
-        y_text, x_text = format_keypoints(kp)
+        check_image_name(name, where=str(path))
+        y_text, x_text = format_keypoints(kp, where=f"{path} ({name})")
         rows.append(f"{name}: {y_text}: {x_text}")
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -197,30 +261,45 @@ def read_pairs(path: str | os.PathLike, known_names: Iterable[str] | None = None
         raise DataError(f"{path}: pairs file not found")
     known = set(known_names) if known_names is not None else None
     pairs: list[tuple[str, str]] = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path}: pairs file is empty") from None
-        if [h.strip() for h in header] != ["from", "to"]:
-            raise DataError(f"{path}:1: header must be 'from,to', got {','.join(header)[:60]!r}")
-        for lineno, row in enumerate(reader, start=2):
+    text = _read_text(path, "pairs")
+    if "\x00" in text:
+        raise DataError(f"{path}: NUL byte in pairs file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: pairs file is empty") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: not a valid CSV line ({exc})") from None
+    if [h.strip() for h in header] != ["from", "to"]:
+        raise DataError(f"{path}:1: header must be 'from,to', got {','.join(header)[:60]!r}")
+    try:
+        for row in reader:
+            lineno = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue
             if len(row) != 2:
                 raise DataError(f"{path}:{lineno}: expected 2 comma-separated names, got {len(row)} fields")
             src, dst = row[0].strip(), row[1].strip()
+            if not src or not dst:
+                raise DataError(f"{path}:{lineno}: empty image name")
             if known is not None:
                 for name in (src, dst):
                     if name not in known:
                         raise DataError(f"{path}:{lineno}: image {name!r} is not in the annotation file")
             pairs.append((src, dst))
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not a valid CSV line ({exc})") from None
     return pairs
 
 
 def write_pairs(path: str | os.PathLike, pairs: Sequence[tuple[str, str]]) -> None:
     """Write a pairs CSV (header ``from,to``) atomically."""
+    for pair in pairs:
+        if len(pair) != 2:
+            raise DataError(f"{path}: a pair must have 2 names, got {pair!r}")
+        for name in pair:
+            check_image_name(name, where=str(path))
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -251,13 +330,15 @@ def heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 6.0,
         return out
     if mode != "gaussian":
         raise ValueError(f"unknown heatmap mode {mode!r} (gaussian or onehot)")
+    idx = np.nonzero(present)[0]
+    if idx.size == 0:
+        return out
     ys = np.arange(h, dtype=np.float32)
     xs = np.arange(w, dtype=np.float32)
     denom = np.float32(2.0 * sigma * sigma)
-    for j in np.nonzero(present)[0]:
-        gy = np.exp(-((ys - kp[j, 0]) ** 2) / denom)
-        gx = np.exp(-((xs - kp[j, 1]) ** 2) / denom)
-        np.outer(gy, gx, out=out[j])
+    gy = np.exp(-((ys[None, :] - kp[idx, 0:1].astype(np.float32)) ** 2) / denom)   # (J, H)
+    gx = np.exp(-((xs[None, :] - kp[idx, 1:2].astype(np.float32)) ** 2) / denom)   # (J, W)
+    out[idx] = gy[:, :, None] * gx[:, None, :]
     return out
 
 

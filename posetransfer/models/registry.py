@@ -28,6 +28,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "posetransfer.models.resnet",
     "posetransfer.models.flow",
     "posetransfer.models.discriminators",
+    "posetransfer.models.flow_discriminator",
 )
 
 _GENERATORS: dict[str, Callable[..., nn.Module]] = {}
@@ -83,7 +84,9 @@ def build_generator(name: str, **config: Any) -> nn.Module:
         raise ModelError(f"unknown generator {name!r}; known: {', '.join(sorted(_GENERATORS))}")
     model = _GENERATORS[name](**config)
     model.arch = name
-    model.config = dict(config)
+    # a factory may state its fully resolved options (preset expanded, defaults filled in): saving those
+    # keeps a checkpoint rebuildable even if a preset's defaults change later
+    model.config = dict(getattr(model, "resolved_config", None) or config)
     return model
 
 
@@ -97,15 +100,18 @@ def build_discriminator(name: str, **config: Any) -> nn.Module:
     return model
 
 
-def save_generator(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write ``model``'s weights and its (arch, config) to a safetensors file, atomically."""
+GENERATOR_FORMAT = "posetransfer-generator-1"
+DISCRIMINATOR_FORMAT = "posetransfer-discriminator-1"
+
+
+def _save_model(model: nn.Module, path: str | os.PathLike, file_format: str) -> None:
     from safetensors.torch import save_file
 
     from ..io import atomic_path
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {
-        "format": "posetransfer-generator-1",
+        "format": file_format,
         "arch": getattr(model, "arch", ""),
         "config": json.dumps(getattr(model, "config", {})),
     }
@@ -113,7 +119,18 @@ def save_generator(model: nn.Module, path: str | os.PathLike) -> None:
         save_file(state, str(tmp), metadata=metadata)
 
 
-def read_generator_file(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+def save_generator(model: nn.Module, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights and its (arch, config) to a safetensors file, atomically."""
+    _save_model(model, path, GENERATOR_FORMAT)
+
+
+def save_discriminator(model: nn.Module, path: str | os.PathLike) -> None:
+    """Same as :func:`save_generator` for a single discriminator (used by ``posetransfer convert``)."""
+    _save_model(model, path, DISCRIMINATOR_FORMAT)
+
+
+def read_generator_file(path: str | os.PathLike, file_format: str = GENERATOR_FORMAT,
+                        ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """Return (arch, config, state dict) of a generator safetensors file; never unpickles anything."""
     from safetensors import safe_open
 
@@ -126,8 +143,9 @@ def read_generator_file(path: str | os.PathLike) -> tuple[str, dict[str, Any], d
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as exc:  # safetensors raises several error types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    if metadata.get("format") != "posetransfer-generator-1" or "arch" not in metadata:
-        raise CheckpointError(f"{path}: safetensors file has no posetransfer generator metadata")
+    if metadata.get("format") != file_format or "arch" not in metadata:
+        kind = "generator" if file_format == GENERATOR_FORMAT else "discriminator"
+        raise CheckpointError(f"{path}: safetensors file has no posetransfer {kind} metadata")
     try:
         config = json.loads(metadata.get("config", "{}"))
     except json.JSONDecodeError:
@@ -152,7 +170,7 @@ def load_generator(path: str | os.PathLike, arch: str | None = None, map_locatio
         raise CheckpointError(f"{path}: checkpoint holds a {found_arch!r} generator, not {arch!r}")
     try:
         model = build_generator(found_arch, **config)
-    except ModelError as exc:
+    except (ModelError, TypeError) as exc:  # a config this version cannot build
         raise CheckpointError(f"{path}: {exc}") from None
     try:
         model.load_state_dict(state, strict=True)
@@ -160,3 +178,22 @@ def load_generator(path: str | os.PathLike, arch: str | None = None, map_locatio
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not match the {found_arch!r} architecture ({first})") from None
     return model.to(map_location).eval()
+
+
+def load_discriminator(path: str | os.PathLike, arch: str | None = None,
+                       map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load a discriminator file written by :func:`save_discriminator` (train mode, like a fresh one)."""
+    path = Path(path)
+    found_arch, config, state = read_generator_file(path, DISCRIMINATOR_FORMAT)
+    if arch is not None and found_arch != arch:
+        raise CheckpointError(f"{path}: file holds a {found_arch!r} discriminator, not {arch!r}")
+    try:
+        model = build_discriminator(found_arch, **config)
+    except (ModelError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match the {found_arch!r} discriminator ({first})") from None
+    return model.to(map_location)

@@ -1,0 +1,604 @@
+"""Turning raw benchmark downloads into the PATN on-disk layout, and building pair lists.
+
+Layout produced (and read by :class:`posetransfer.data.dataset.PairDataset`)::
+
+    <root>/train/*.jpg  <root>/test/*.jpg
+    <root>/<prefix>-annotation-{train,test}.csv   # name:keypoints_y:keypoints_x
+    <root>/<prefix>-pairs-{train,test}.csv        # from,to
+    <root>/dataset.json                           # optional {"kind": ..., "size": [H, W], ...}
+
+with ``prefix`` = ``market`` (Market-1501) or ``fasion-resize`` (DeepFashion; the typo is the official name).
+
+Why here and not in the official ``tool/`` scripts: those are python2 / need pandas and a Keras pose model,
+``generate_fashion_datasets.py`` crashes on an undefined name, and none of them reports which file was wrong.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from itertools import permutations
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Mapping
+
+import numpy as np
+
+from ..errors import DataError, PoseError
+from ..io import atomic_path, read_image, save_image
+from . import keypoints as K
+
+log = logging.getLogger(__name__)
+
+DatasetKind = Literal["market", "fashion"]
+
+#: Annotation/pairs file prefixes, the first is the one we write. GFLA reads ``fasion-*`` (no ``resize``).
+PREFIXES: dict[str, tuple[str, ...]] = {
+    "market": ("market",),
+    "fashion": ("fasion-resize", "fashion-resize", "fasion", "fashion"),
+}
+#: Prefixes picked up automatically by ``prepare``: not ``fasion-annotation-*``, which names the 256×176
+#: files in GFLA but the 256×256 input of the official ``resize_fashion.py`` — pass those explicitly.
+DISCOVERED_PREFIXES: dict[str, tuple[str, ...]] = {
+    "market": ("market",),
+    "fashion": ("fasion-resize", "fashion-resize"),
+}
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+#: Market-1501 names starting with these are junk (``-1``) or distractors (``0000``); PATN drops them.
+MARKET_JUNK_PREFIXES = ("-1", "0000")
+
+_FASHION_ID = re.compile(r"id(\d{8})(\d*)")
+
+
+def normalize_kind(kind: str) -> DatasetKind:
+    """Accept ``market`` / ``fashion`` and the common aliases (``deepfashion``, ``fasion``)."""
+    k = str(kind).strip().lower()
+    if k in ("market", "market1501", "market-1501"):
+        return "market"
+    if k in ("fashion", "deepfashion", "fasion", "deep-fashion"):
+        return "fashion"
+    raise DataError(f"unknown dataset kind {kind!r} (market or fashion)")
+
+
+def default_size(kind: str) -> tuple[int, int]:
+    """(H, W) of the standard images of ``kind``: Market 128×64, DeepFashion 256×176."""
+    return K.MARKET_SIZE if normalize_kind(kind) == "market" else K.FASHION_SIZE
+
+
+# --------------------------------------------------------------------------------------------------
+# Identities and pairs
+# --------------------------------------------------------------------------------------------------
+def identity_of(name: str, kind: str) -> str:
+    """The person identity encoded in an image name.
+
+    * Market-1501 ``0002_c1s1_000451_03.jpg`` → ``0002`` (PATN: ``name.split('_')[0]``; junk ``-1_...`` → ``-1``).
+    * DeepFashion ``fashionWOMENTees_Tanksid0000783805_7additional.jpg`` → ``id0000783805``: the 8-digit
+      clothing-item id **plus the outfit digits that follow it** (``05`` = the ``05_*`` photo set of that
+      item, i.e. the same person in the same clothes). The official script groups by
+      ``name.split('_')[0]``, which yields exactly this for categories without ``_`` (``...Dressesid0000262902``)
+      but the category prefix ``fashionWOMENTees`` for ``Tees_Tanks``, ``Blouses_Shirts``… — pairing
+      different people. We take the id and outfit wherever they are; names without an ``id<8 digits>`` part
+      fall back to the official ``split('_')[0]``.
+    """
+    base = os.path.basename(name)
+    if normalize_kind(kind) == "fashion":
+        match = _FASHION_ID.search(base)
+        if match:
+            return match.group(0)
+    return base.split("_")[0]
+
+
+def is_pairable(name: str, keypoints: np.ndarray) -> bool:
+    """PATN's filter: both hips and both shoulders present, and not a Market junk/distractor image."""
+    if name.startswith(MARKET_JUNK_PREFIXES):
+        return False
+    miss = K.missing_mask(keypoints)
+    return not bool(miss[list(K.REQUIRED_FOR_PAIRS)].any())
+
+
+def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: int | None = None,
+                seed: int = 0) -> list[tuple[str, str]]:
+    """All ordered pairs ``(a, b)``, ``a != b``, of pairable images of one identity (``tool/create_pairs_dataset.py``).
+
+    Order is deterministic and that of the official script: identities in order of first appearance in
+    ``annotations``, and within one identity ``itertools.permutations`` of its images in annotation order.
+
+    ``test_sample``: keep a random subset of ``min(test_sample, len(pairs))`` pairs without replacement
+    (the official test lists: 12,000 Market pairs). The subset is drawn with ``numpy.random.default_rng(seed)``
+    and kept in the order above; it is *not* the subset of pandas' ``DataFrame.sample(random_state=0)``
+    (the released CSVs should be used when comparing with published numbers).
+    """
+    kind = normalize_kind(kind)
+    groups: dict[str, list[str]] = {}
+    for name, kp in annotations.items():
+        if is_pairable(name, kp):
+            groups.setdefault(identity_of(name, kind), []).append(name)
+    pairs: list[tuple[str, str]] = []
+    for names in groups.values():
+        pairs.extend(permutations(names, 2))
+    if test_sample is not None:
+        if test_sample < 0:
+            raise DataError(f"test_sample must be >= 0, got {test_sample}")
+        n = min(int(test_sample), len(pairs))
+        chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
+        pairs = [pairs[i] for i in chosen]
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding the files of a split
+# --------------------------------------------------------------------------------------------------
+def read_dataset_json(root: str | os.PathLike) -> dict:
+    """``<root>/dataset.json`` as a dict ({} when absent); a malformed file is a :class:`DataError`."""
+    path = Path(root) / "dataset.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return meta
+
+
+def detect_kind(root: str | os.PathLike) -> DatasetKind:
+    """``market`` or ``fashion`` from dataset.json, else from the CSV names present in ``root``."""
+    root = Path(root)
+    meta = read_dataset_json(root)
+    if "kind" in meta:
+        return normalize_kind(meta["kind"])
+    for kind, prefixes in PREFIXES.items():
+        for prefix in prefixes:
+            if any((root / f"{prefix}-annotation-{split}.csv").is_file() for split in SPLITS):
+                return kind  # type: ignore[return-value]
+    raise DataError(
+        f"{root}: cannot tell the dataset kind: no dataset.json and no market-annotation-*.csv or "
+        f"fasion-resize-annotation-*.csv"
+    )
+
+
+def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, Path]:
+    """``(images_dir, annotation_csv, pairs_csv)`` of ``split`` (train/test) in a PATN-layout ``root``.
+
+    Accepts the prefixes ``market``, ``fasion-resize`` (official), ``fashion-resize``, ``fasion`` (GFLA) and
+    ``fashion``. Raises :class:`DataError` naming what is missing.
+    """
+    root = Path(root)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} (train or test)")
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    kind = detect_kind(root)
+    images = root / split
+    for prefix in PREFIXES[kind]:
+        annotation = root / f"{prefix}-annotation-{split}.csv"
+        pairs = root / f"{prefix}-pairs-{split}.csv"
+        if annotation.is_file() and pairs.is_file():
+            break
+    else:
+        present = [p for p in PREFIXES[kind] if (root / f"{p}-annotation-{split}.csv").is_file()]
+        prefix = present[0] if present else PREFIXES[kind][0]
+        annotation = root / f"{prefix}-annotation-{split}.csv"
+        pairs = root / f"{prefix}-pairs-{split}.csv"
+        missing = annotation if not annotation.is_file() else pairs
+        raise DataError(f"{missing}: {split} {'annotation' if missing == annotation else 'pairs'} file not found")
+    if not images.is_dir():
+        raise DataError(f"{images}: {split} image folder not found")
+    return images, annotation, pairs
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairs CSV from an annotation CSV
+# --------------------------------------------------------------------------------------------------
+def kind_from_filename(path: str | os.PathLike) -> DatasetKind | None:
+    """``market`` / ``fashion`` from an annotation file name (``market-…``, ``fasion-…``), else None."""
+    name = Path(path).name.lower()
+    if name.startswith("market"):
+        return "market"
+    if name.startswith(("fasion", "fashion", "deepfashion")):
+        return "fashion"
+    return None
+
+
+def make_pairs(annotation_csv: str | os.PathLike, kind: str | None, out_csv: str | os.PathLike,
+               test_sample: int | None = None, seed: int = 0) -> int:
+    """Write the pairs CSV built by :func:`build_pairs` from ``annotation_csv``; returns the number of pairs.
+
+    ``kind`` None: guessed from the file name. No pairable image at all is a :class:`DataError`
+    (a pairs file without pairs only fails later, further from the cause).
+    """
+    annotation_csv = Path(annotation_csv)
+    if kind is None:
+        kind = kind_from_filename(annotation_csv)
+        if kind is None:
+            raise DataError(f"{annotation_csv}: cannot tell market from fashion by the name; give the kind")
+    annotations = K.read_annotations(annotation_csv)
+    pairs = build_pairs(annotations, kind, test_sample=test_sample, seed=seed)
+    if not pairs:
+        raise DataError(
+            f"{annotation_csv}: no pairs: no identity has two images with both hips and both shoulders"
+        )
+    K.write_pairs(out_csv, pairs)
+    log.info("%s: %d pairs from %d annotated images", out_csv, len(pairs), len(annotations))
+    return len(pairs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Image geometry shared by the preparation of both datasets
+# --------------------------------------------------------------------------------------------------
+def fit_to_frame(image: np.ndarray, size: tuple[int, int], fill: int = 255) -> np.ndarray:
+    """Resize to height ``H`` keeping the aspect ratio, then centre-crop or pad (``fill``) the width to ``W``.
+
+    For the 256×256 In-shop ``img/`` files and (256, 176) this is exactly the official
+    ``img.crop((40, 0, 216, 256))``. For the ``img_highres/`` files (1101×750) it gives the same framing:
+    the 256×256 images are the high-resolution ones scaled to height 256 and padded white to a square.
+    """
+    from PIL import Image
+
+    h, w = size
+    ih, iw = image.shape[:2]
+    if ih != h:
+        new_w = max(1, int(round(iw * h / ih)))
+        image = np.asarray(Image.fromarray(image).resize((new_w, h), Image.BICUBIC))
+    iw = image.shape[1]
+    if iw > w:
+        left = (iw - w) // 2
+        image = image[:, left:left + w]
+    elif iw < w:
+        left = (w - iw) // 2
+        canvas = np.full((h, w, 3), fill, dtype=np.uint8)
+        canvas[:, left:left + iw] = image
+        image = canvas
+    return np.ascontiguousarray(image)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(H, W) from the image header without decoding the pixels; unreadable → :class:`DataError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
+    return h, w
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+@dataclass
+class PrepareReport:
+    """What a preparation run did; also written into ``dataset.json``."""
+
+    kind: str
+    out: Path
+    written: dict[str, int] = field(default_factory=dict)      # split → images written now
+    existing: dict[str, int] = field(default_factory=dict)     # split → images already there (kept)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # split → listed but not found
+    unlisted: int = 0                                          # images found in no list
+    csv_files: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{split}: {self.written.get(split, 0)} written, {self.existing.get(split, 0)} kept"
+                 for split in SPLITS if split in self.written or split in self.existing]
+        missing = sum(len(v) for v in self.missing.values())
+        if missing:
+            parts.append(f"{missing} listed images not found")
+        if self.unlisted:
+            parts.append(f"{self.unlisted} images in no list")
+        if self.csv_files:
+            parts.append("csv: " + ", ".join(self.csv_files))
+        return f"{self.out} ({self.kind}): " + "; ".join(parts)
+
+
+def _write_dataset_json(out: Path, kind: str, size: tuple[int, int], source: Path, report: PrepareReport,
+                        **extra) -> None:
+    from ..io import write_json
+
+    meta = {"kind": kind, "size": [int(size[0]), int(size[1])], "synthetic": False,
+            "source": str(source), "images": {s: report.written.get(s, 0) + report.existing.get(s, 0)
+                                                for s in SPLITS}}
+    meta.update(extra)
+    write_json(out / "dataset.json", meta)
+
+
+def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int], report: PrepareReport,
+                  annotations: Mapping[str, str | os.PathLike] | None = None,
+                  pairs: Mapping[str, str | os.PathLike] | None = None,
+                  raw_annotations: Mapping[str, str | os.PathLike] | None = None,
+                  test_sample: int | None = None, seed: int = 0) -> None:
+    """Validate and copy (or convert, or build) the annotation and pairs CSVs of each split.
+
+    Annotation CSVs already in the output frame are copied byte for byte after validation (so the files
+    stay those of the authors); DeepFashion 256×256 ones (``raw_annotations``) are converted with
+    :func:`convert_fashion_annotations`. Missing pairs CSVs are built with :func:`build_pairs`
+    (test split sampled to ``test_sample``).
+    """
+    prefix = PREFIXES[kind][0]
+    for split in SPLITS:
+        ann_out = out / f"{prefix}-annotation-{split}.csv"
+        pairs_out = out / f"{prefix}-pairs-{split}.csv"
+        ann_src = (annotations or {}).get(split)
+        raw_src = (raw_annotations or {}).get(split)
+        if ann_src is None and raw_src is None:
+            for candidate in DISCOVERED_PREFIXES[kind]:
+                if (src / f"{candidate}-annotation-{split}.csv").is_file():
+                    ann_src = src / f"{candidate}-annotation-{split}.csv"
+                    break
+        if ann_src is not None:
+            try:
+                ann = K.read_annotations(ann_src, size=size)
+                if Path(ann_src).resolve() != ann_out.resolve():
+                    _copy_file(Path(ann_src), ann_out)
+            except DataError as exc:
+                # Only joints outside the image are repaired; any other problem is raised again below.
+                ann = K.read_annotations(ann_src, size=size, outside="missing")
+                log.warning("%s; written to %s with such joints marked missing", exc, ann_out)
+                K.write_annotations(ann_out, ann)
+        elif raw_src is not None:
+            ann = convert_fashion_annotations(raw_src, ann_out)
+        else:
+            continue
+        report.csv_files.append(ann_out.name)
+        pairs_src = (pairs or {}).get(split)
+        if pairs_src is None:
+            for candidate in DISCOVERED_PREFIXES[kind]:
+                if (src / f"{candidate}-pairs-{split}.csv").is_file():
+                    pairs_src = src / f"{candidate}-pairs-{split}.csv"
+                    break
+        if pairs_src is not None:
+            K.read_pairs(pairs_src, known_names=ann)
+            if Path(pairs_src).resolve() != pairs_out.resolve():
+                _copy_file(Path(pairs_src), pairs_out)
+        else:
+            built = build_pairs(ann, kind, test_sample=test_sample if split == "test" else None, seed=seed)
+            if not built:
+                raise DataError(f"{ann_out}: no pairs can be built (no identity with two complete poses)")
+            K.write_pairs(pairs_out, built)
+        report.csv_files.append(pairs_out.name)
+
+
+# --------------------------------------------------------------------------------------------------
+# DeepFashion In-shop
+# --------------------------------------------------------------------------------------------------
+FASHION_IMAGE_FOLDERS = ("img", "img_highres")
+
+
+def flatten_fashion_name(relative: str | os.PathLike) -> str:
+    """The PATN/GFLA flat file name of an In-shop image path.
+
+    ``[img/]WOMEN/Tees_Tanks/id_00007838/05_7_additional.jpg`` → ``fashionWOMENTees_Tanksid0000783805_7additional.jpg``:
+    ``"fashion"`` + gender + category (unchanged) + id without ``_`` + file name keeping only its first ``_``
+    (``tool/generate_fashion_datasets.py``, fixed version in GFLA ``script/generate_fashion_datasets.py``).
+    """
+    parts = [p for p in Path(relative).as_posix().split("/") if p not in ("", ".")]
+    if parts and parts[0] in FASHION_IMAGE_FOLDERS:
+        parts = parts[1:]
+    if len(parts) != 4:
+        raise DataError(f"{relative}: expected <gender>/<category>/<id>/<file> below img/, got {len(parts)} levels")
+    gender, category, ident, fname = parts
+    head, sep, tail = fname.partition("_")
+    fname = head + sep + tail.replace("_", "")
+    return "fashion" + gender + category + ident.replace("_", "") + fname
+
+
+def _read_list(path: Path) -> list[str]:
+    """Names of a ``train.lst``/``test.lst`` (one flat name per line; like the official script, only ``.jpg``)."""
+    if not path.is_file():
+        raise DataError(f"{path}: image list not found")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read image list ({exc.__class__.__name__})") from None
+    names = [line.strip() for line in lines if line.strip()]
+    bad = [n for n in names if "/" in n or "\\" in n]
+    if bad:
+        raise DataError(f"{path}: names must be flat file names (e.g. fashionWOMEN...jpg), got {bad[0]!r}")
+    return [n for n in names if n.lower().endswith(".jpg")]
+
+
+def convert_fashion_annotations(src_csv: str | os.PathLike, dst_csv: str | os.PathLike) -> dict[str, np.ndarray]:
+    """256×256 DeepFashion annotations → the 256×176 crop (``tool/resize_fashion.py``: ``x' = x - 40``).
+
+    Unlike the official script, joints falling outside the crop become missing (-1) instead of negative or
+    ≥176 coordinates.
+    """
+    raw = K.read_annotations(src_csv, size=K.FASHION_RAW_SIZE)
+    converted = {name: K.fashion_256_to_176(kp) for name, kp in raw.items()}
+    K.write_annotations(dst_csv, converted)
+    return converted
+
+
+def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
+                        image_folder: str | os.PathLike | None = None,
+                        train_list: str | os.PathLike | None = None,
+                        test_list: str | os.PathLike | None = None,
+                        size: tuple[int, int] = K.FASHION_SIZE,
+                        annotations: Mapping[str, str | os.PathLike] | None = None,
+                        raw_annotations: Mapping[str, str | os.PathLike] | None = None,
+                        pairs: Mapping[str, str | os.PathLike] | None = None,
+                        quality: int = 75, overwrite: bool = False) -> PrepareReport:
+    """Build ``<out>/{train,test}`` (256×176 crops named by :func:`flatten_fashion_name`) from the In-shop tree.
+
+    ``src`` holds ``img/`` (256×256) or ``img_highres/`` and ``train.lst``/``test.lst`` (the official lists,
+    48,674 / 4,038 names). Every image is framed by :func:`fit_to_frame` and saved as JPEG with ``quality``
+    75 (PIL's default, what the official script produced). Annotation/pairs CSVs found in ``src``
+    (``fasion-resize-*``) or given per split are validated and installed; 256×256 annotation CSVs
+    (``raw_annotations``) are converted. Existing output images are kept unless ``overwrite``.
+    """
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise DataError(f"{src}: DeepFashion folder not found")
+    if image_folder is None:
+        for candidate in FASHION_IMAGE_FOLDERS:
+            if (src / candidate).is_dir():
+                image_folder = src / candidate
+                break
+        else:
+            raise DataError(f"{src}: no img/ or img_highres/ folder (the In-shop image tree)")
+    image_folder = Path(image_folder)
+    if not image_folder.is_dir():
+        raise DataError(f"{image_folder}: image folder not found")
+    lists = {"train": Path(train_list) if train_list else src / "train.lst",
+             "test": Path(test_list) if test_list else src / "test.lst"}
+    wanted: dict[str, str] = {}
+    for split in SPLITS:
+        for name in _read_list(lists[split]):
+            if wanted.setdefault(name, split) != split:
+                raise DataError(f"{lists[split]}: {name} is listed in both train and test")
+    report = PrepareReport(kind="fashion", out=out, written={s: 0 for s in SPLITS},
+                           existing={s: 0 for s in SPLITS})
+    found: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(image_folder):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            if not fname.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            path = Path(dirpath) / fname
+            try:
+                flat = flatten_fashion_name(path.relative_to(image_folder))
+            except DataError:
+                log.warning("%s: not at <gender>/<category>/<id>/<file> depth, ignored", path)
+                continue
+            split = wanted.get(flat)
+            if split is None:
+                report.unlisted += 1
+                continue
+            if flat in found:
+                raise DataError(f"{path}: flattens to {flat}, already produced by another file")
+            found.add(flat)
+            target = out / split / flat
+            if target.exists() and not overwrite:
+                report.existing[split] += 1
+                continue
+            image = read_image(path)
+            if image.shape[:2] == tuple(size) and path.suffix.lower() in (".jpg", ".jpeg"):
+                _copy_file(path, target)
+            else:
+                save_image(target, fit_to_frame(image, size), quality=quality)
+            report.written[split] += 1
+    for split in SPLITS:
+        missing = [n for n, s in wanted.items() if s == split and n not in found]
+        if missing:
+            report.missing[split] = missing
+            log.warning("%s: %d listed images not found below %s (first: %s)", lists[split], len(missing),
+                        image_folder, missing[0])
+    if not found:
+        raise DataError(f"{image_folder}: none of the images named in {lists['train'].name}/"
+                        f"{lists['test'].name} was found (check the folder and the lists)")
+    _install_csvs(src, out, "fashion", size, report, annotations=annotations, pairs=pairs,
+                  raw_annotations=raw_annotations)
+    _write_dataset_json(out, "fashion", size, src, report,
+                        missing={s: len(v) for s, v in report.missing.items()})
+    log.info("%s", report.summary())
+    return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Market-1501
+# --------------------------------------------------------------------------------------------------
+MARKET_FOLDERS = {"train": "bounding_box_train", "test": "bounding_box_test"}
+
+
+def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
+                   annotations: Mapping[str, str | os.PathLike] | None = None,
+                   pairs: Mapping[str, str | os.PathLike] | None = None,
+                   test_sample: int | None = 12000, seed: int = 0,
+                   overwrite: bool = False) -> PrepareReport:
+    """Copy ``bounding_box_train``→``train`` and ``bounding_box_test``→``test`` (PATN's Market layout).
+
+    Every image must be 128×64 (a wrong size is a :class:`DataError` naming the file). Junk (``-1_*``) and
+    distractor (``0000_*``) images are copied like the official layout does; only pairs exclude them.
+    ``market-annotation-*.csv`` / ``market-pairs-*.csv`` found in ``src`` or given are validated and
+    installed; missing pairs are built (test: ``test_sample`` seeded pairs, the official 12,000).
+    """
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise DataError(f"{src}: Market-1501 folder not found")
+    report = PrepareReport(kind="market", out=out, written={s: 0 for s in SPLITS},
+                           existing={s: 0 for s in SPLITS})
+    for split, folder in MARKET_FOLDERS.items():
+        source_dir = src / folder
+        if not source_dir.is_dir():
+            raise DataError(f"{source_dir}: Market-1501 folder not found (expected {folder}/ in {src})")
+        names = sorted(n for n in os.listdir(source_dir) if n.lower().endswith(".jpg"))
+        if not names:
+            raise DataError(f"{source_dir}: no .jpg images")
+        for name in names:
+            path = source_dir / name
+            hw = _image_size(path)
+            if hw != K.MARKET_SIZE:
+                raise DataError(f"{path}: image is {hw[0]}x{hw[1]} (HxW) but Market-1501 images are 128x64")
+            target = out / split / name
+            if target.exists() and not overwrite:
+                report.existing[split] += 1
+                continue
+            _copy_file(path, target)
+            report.written[split] += 1
+    _install_csvs(src, out, "market", K.MARKET_SIZE, report, annotations=annotations, pairs=pairs,
+                  test_sample=test_sample, seed=seed)
+    _write_dataset_json(out, "market", K.MARKET_SIZE, src, report)
+    log.info("%s", report.summary())
+    return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Annotation CSV from images with any pose estimator
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class AnnotateReport:
+    written: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (image name, one-line reason)
+
+
+def annotate_images(image_dir: str | os.PathLike, out_csv: str | os.PathLike,
+                    estimator: Callable[[np.ndarray], np.ndarray], *, keep_failed: bool = False,
+                    size: tuple[int, int] | None = None,
+                    names: Iterable[str] | None = None) -> AnnotateReport:
+    """Write a PATN annotation CSV for the images of ``image_dir`` using ``estimator``.
+
+    ``estimator(uint8 H×W×3 RGB) -> (18, 2)`` (y, x) keypoints in that image's pixels, -1 missing; it
+    raises :class:`PoseError` when it finds nobody. Such images, and unreadable ones, are reported (a
+    warning each, and in the returned report); with ``keep_failed`` they get an all ``-1`` row (the PATN
+    convention for "no pose"), otherwise no row. Joints the estimator puts outside the image become missing.
+    ``size`` (H, W): every image must have it (dataset images). Rows follow sorted file names.
+    """
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: image folder not found")
+    if names is None:
+        names = sorted(n for n in os.listdir(image_dir) if n.lower().endswith(IMAGE_SUFFIXES))
+    names = list(names)
+    if not names:
+        raise DataError(f"{image_dir}: no images to annotate")
+    report = AnnotateReport()
+    rows: dict[str, np.ndarray] = {}
+    for name in names:
+        K.check_image_name(name, where=str(image_dir / name))
+        path = image_dir / name
+        try:
+            image = read_image(path, size)
+            kp = np.asarray(estimator(image))
+            kp = K.validate_keypoints(kp, where=f"{path} (estimator output)")
+            kp = K.crop_keypoints(kp, 0, 0, image.shape[:2])  # outside → missing
+        except (PoseError, DataError) as exc:
+            report.failed.append((name, str(exc)))
+            log.warning("%s", exc if str(path) in str(exc) else f"{path}: {exc}")
+            if keep_failed:
+                rows[name] = np.full((K.NUM_JOINTS, 2), K.MISSING, dtype=np.int64)
+            continue
+        rows[name] = kp
+        report.written += 1
+    if not rows:
+        raise DataError(f"{image_dir}: no image could be annotated ({report.failed[0][1]})")
+    K.write_annotations(out_csv, rows)
+    return report
