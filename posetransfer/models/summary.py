@@ -19,6 +19,10 @@ from .registry import build_discriminator, build_generator, discriminator_names,
 
 #: the two discriminator roles of the PATN family and their input channels (image + condition)
 DISCRIMINATOR_ROLES = {"appearance": 6, "shape": 21}
+#: discriminators that see other inputs than the PATN pair: their roles and input channels
+ROLES_BY_DISCRIMINATOR: dict[str, dict[str, int]] = {"spectral_resnet": {"image": 3}}
+#: discriminators configured by a dataset preset of their own instead of PATN's norm choice
+PRESET_CONFIGURED_DISCRIMINATORS = {"spectral_resnet"}
 
 
 @dataclass
@@ -56,9 +60,12 @@ def _build(kind: str, name: str, preset: str | None, overrides: dict[str, Any]) 
     with torch.device("meta"):
         if kind == "discriminator":
             config = dict(overrides)
-            if preset is not None:
+            if preset is not None and name in PRESET_CONFIGURED_DISCRIMINATORS:
+                config.setdefault("preset", preset)
+            elif preset is not None:
                 config.setdefault("norm", PRESETS[preset]["norm"])
-            config.setdefault("input_nc", DISCRIMINATOR_ROLES["shape"])
+            roles = ROLES_BY_DISCRIMINATOR.get(name, DISCRIMINATOR_ROLES)
+            config.setdefault("input_nc", next(iter(roles.values())))
             try:
                 return build_discriminator(name, **config)
             except TypeError as exc:
@@ -170,7 +177,7 @@ def catalog() -> list[dict[str, Any]]:
             entry[f"input_{preset}"] = f"3×{h}×{w} + 2×{pose}×{h}×{w}"
         entries.append(entry)
     for name in discriminator_names():
-        for role, channels in DISCRIMINATOR_ROLES.items():
+        for role, channels in ROLES_BY_DISCRIMINATOR.get(name, DISCRIMINATOR_ROLES).items():
             entry = {"name": name, "kind": f"discriminator ({role})"}
             for preset in PRESETS:
                 try:

@@ -1,0 +1,99 @@
+"""Scaling study: time and peak memory per image of APATN and PoNA (HW×HW attention) against PATN (none) at
+128×64, 256×176 and 512×352, with the explicit attention and with the memory-efficient implementations.
+
+    python benchmarks/bench_attention.py --sizes market deepfashion 512x352 --repeats 3
+
+Attention implementations (``posetransfer.models.fast.attention_impl``):
+  explicit  softmax(QKᵀ)V with the full HW×HW matrix (the official codes' way)
+  sdpa      the models' own default: F.scaled_dot_product_attention; on CPU its flash kernel needs equal
+            query/value widths, which APATB and PoNA do not have, so it falls back to the math path
+  chunked   the explicit product a block of query rows at a time ("auto" on CPU when widths differ)
+  padded    SDPA with the query/key zero-padded to the value width, so the CPU flash kernel applies
+Time: in this process (median of ``--repeats`` single calls after a warm-up). Memory: a fresh subprocess
+per figure (``posetransfer.bench.measure_memory``: RSS high-water mark of one forward after a warm-up).
+Writes ``benchmarks/results/attention_scaling.json`` and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from posetransfer import bench
+from posetransfer.models.fast import attention_impl
+
+MODELS = {"patn": ("PATN (9 PATBs)", {}), "apatn": ("APATN (5 APATBs)", {}), "pona": ("PoNA (3 blocks)", {})}
+IMPLS = ("explicit", "sdpa", "chunked", "padded")
+
+
+def attention_positions(size) -> int:
+    return (size[0] // 4) * (size[1] // 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--sizes", nargs="+", default=["market", "deepfashion", "512x352"])
+    parser.add_argument("--impls", nargs="+", default=list(IMPLS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-time", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "attention_scaling.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
+    for size_name in args.sizes:
+        size = bench.SIZES[size_name]
+        preset = size_name if size_name in ("market", "deepfashion") else "deepfashion"
+        for name in args.models:
+            label, config = MODELS[name]
+            torch.manual_seed(0)
+            model = bench.ModelSpec(label, name, config).build(preset).eval()
+            inputs = bench.make_inputs(size, 1)
+            impls = args.impls if name != "patn" else ["none"]
+            for impl in impls:
+                row = {"model": label, "arch": name, "size": list(size), "impl": impl,
+                       "positions": attention_positions(size), "loadavg_start": bench.machine_info().get("loadavg")}
+                if not args.no_time:
+                    def call(impl=impl):
+                        with torch.no_grad(), attention_impl("sdpa" if impl == "none" else impl):
+                            model(*inputs)
+                    t = bench.time_call(call, min_run_time=args.min_run_time, repeats=args.repeats)
+                    row.update(time_s=t["median_s"], time_runs_s=t["runs_s"], time_method=t["method"])
+                if not args.no_memory:
+                    spec = bench.MemorySpec(name=name, config=config, preset=preset, size=size, batch=1,
+                                            attention=None if impl == "none" else impl, threads=args.threads)
+                    row["memory"] = bench.measure_memory(spec)
+                row["loadavg_end"] = bench.machine_info().get("loadavg")
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+            del model
+    keep = [r for r in previous if not any((r["arch"], r["size"], r["impl"]) == (n["arch"], n["size"], n["impl"])
+                                            for n in rows)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": bench.machine_info(), "rows": keep + rows}, indent=2))
+    print(format_markdown(keep + rows))
+
+
+def format_markdown(rows) -> str:
+    lines = ["| Model | Input | HW positions | Attention | s / image | Peak mem (MiB) | Process peak (MiB) |",
+             "|---|---|---|---|---|---|---|"]
+    order = {"explicit": 0, "sdpa": 1, "chunked": 2, "padded": 3, "none": 4}
+    rows = sorted(rows, key=lambda r: (r["size"][0], r["arch"], order.get(r["impl"], 9)))
+    for r in rows:
+        mem = r.get("memory") or {}
+        t = f"{r['time_s']:.2f}" if "time_s" in r else "–"
+        pm = f"{mem['peak_mib']:.0f}" if mem else "–"
+        pp = f"{mem['process_peak_mib']:.0f}" if mem else "–"
+        lines.append(f"| {r['model']} | {r['size'][0]}×{r['size'][1]} | {r['positions']} | {r['impl']} | {t} | "
+                     f"{pm} | {pp} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Throughput of the synthetic-people generator on one core.
+
+Measures (1) rendering + JPEG encoding of dataset images in this process, and (2) the end-to-end
+``generate_dataset`` (files, CSVs, pairs) with one worker. Both as wall-clock and as CPU time of this
+process (on a shared machine the CPU figure is the one that says what one core can do).
+
+    python benchmarks/bench_synth.py                 # market, 2000 images
+    python benchmarks/bench_synth.py --size fashion --images 500
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from posetransfer.data import synth  # noqa: E402
+
+
+def bench_render(kind: str, images: int, poses: int, seed: int, batch: int = 100) -> dict[str, float]:
+    """Render + JPEG encode ``images`` dataset images; rates in images per second.
+
+    ``wall`` and ``cpu`` over the whole run, plus the median and the best CPU rate of batches of
+    ``batch`` images: on a shared, busy machine the best batch shows what one uncontended core does.
+    """
+    people = max(1, images // poses)
+    plans = [synth.plan_identity(seed, kind, i, poses) for i in range(people)]
+    for i in range(2):  # warm up (imports, caches) on other identities
+        ident, plan = synth.plan_identity(seed + 1, kind, i, 2)
+        for k, (_, view, camera) in enumerate(plan):
+            synth.encode_jpeg(synth.render_dataset_image(seed + 1, kind, i, k, view, camera, ident=ident)[0])
+    wall, cpu, n = time.perf_counter(), time.process_time(), 0
+    batches, batch_start = [], time.process_time()
+    for i, (ident, plan) in enumerate(plans):
+        scenes: dict[int, synth.Scene] = {}
+        for k, (_, view, camera) in enumerate(plan):
+            if camera not in scenes:
+                scenes[camera] = synth.make_scene(seed, kind, i, camera)
+            image, _ = synth.render_dataset_image(seed, kind, i, k, view, camera, ident=ident, scene=scenes[camera])
+            synth.encode_jpeg(image)
+            n += 1
+            if n % batch == 0:
+                now = time.process_time()
+                batches.append(batch / max(1e-9, now - batch_start))
+                batch_start = now
+    return {"wall": n / (time.perf_counter() - wall), "cpu": n / (time.process_time() - cpu),
+            "median": statistics.median(batches) if batches else float("nan"),
+            "best": max(batches) if batches else float("nan")}
+
+
+def bench_generate(kind: str, images: int, poses: int, seed: int, workers: int) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process) of generate_dataset."""
+    people = max(2, images // poses)
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, cpu = time.perf_counter(), time.process_time()
+        synth.generate_dataset(Path(tmp) / "ds", kind, identities=people, poses=poses, seed=seed, workers=workers)
+        n = people * poses
+        return n / (time.perf_counter() - wall), n / max(1e-9, time.process_time() - cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=("market", "fashion", "both"), default="market")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--poses", type=int, default=10, help="images per identity")
+    parser.add_argument("--workers", type=int, default=1, help="workers of the end-to-end run")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    kinds = ("market", "fashion") if args.size == "both" else (args.size,)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"cpus={os.cpu_count()} load(1 min)={load:.1f}")
+    for kind in kinds:
+        h, w = synth.SIZES[kind]
+        r = bench_render(kind, args.images, args.poses, args.seed)
+        print(f"{kind} {h}x{w} render+jpeg : {r['wall']:7.0f} img/s wall  {r['cpu']:7.0f} img/s cpu  "
+              f"({1e3 / r['cpu']:.2f} ms/img); batches of 100: median {r['median']:.0f}, best {r['best']:.0f} img/s cpu")
+        wall, cpu = bench_generate(kind, args.images, args.poses, args.seed, args.workers)
+        label = f"generate_dataset workers={args.workers}"
+        cpu_text = f"{cpu:7.0f} img/s cpu (this process)" if args.workers == 1 else "(cpu in workers)"
+        print(f"{kind} {h}x{w} {label}: {wall:7.0f} img/s wall  {cpu_text}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Person crop: from a photo of any size to the model's input frame, and back.
+
+Why: the generators are trained on people that fill a fixed frame (Market 128×64, DeepFashion 256×176).
+A user's photo is first cropped to a box around the person — the keypoints' bounding box plus a margin,
+grown to the *aspect ratio of the model input* so nothing is stretched — then resized to the model's size.
+Where the box leaves the photo it is padded (edge pixels or grey). The keypoints go through exactly the
+same transform, and :func:`paste_back` / :func:`box_to_photo` undo it for the generated image.
+
+All boxes are integer pixel boxes in the photo's coordinates and may extend beyond the photo.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from ..data import keypoints as K
+from ..errors import PoseError
+
+PadMode = Literal["edge", "grey"]
+
+#: Extra room around the keypoints' bounding box, as fractions of its height. The keypoints stop at the
+#: ankles and the eyes/ears, so the box needs room for the feet (below) and the top of the head (above).
+MARGIN_TOP = 0.18
+MARGIN_BOTTOM = 0.12
+#: Horizontal room, as a fraction of the bounding box height (arms and clothes stick out beyond wrists).
+MARGIN_SIDE = 0.10
+#: Fewer present joints than this cannot define a person box.
+MIN_JOINTS = 3
+GREY = 128
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A box (top, left, height, width) in photo pixels; ``height/width`` = the model's aspect ratio."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @classmethod
+    def full(cls, size: tuple[int, int]) -> "CropBox":
+        return cls(0, 0, int(size[0]), int(size[1]))
+
+    def to_json(self) -> dict:
+        return {"top": self.top, "left": self.left, "height": self.height, "width": self.width}
+
+
+def box_from_keypoints(keypoints: np.ndarray, model_size: tuple[int, int], where: str = "keypoints",
+                       ) -> CropBox:
+    """The crop box around a person: keypoint bounds + margins, grown to the model's aspect ratio.
+
+    The box is centred on the keypoints' box horizontally and on the margin-extended box vertically;
+    whichever side is too short for the aspect ratio is grown symmetrically.
+    """
+    kp = np.asarray(keypoints)
+    present = ~K.missing_mask(kp)
+    if int(present.sum()) < MIN_JOINTS:
+        raise PoseError(f"{where}: only {int(present.sum())} keypoints present, cannot locate the person "
+                        f"(need at least {MIN_JOINTS})")
+    ys, xs = kp[present, 0].astype(float), kp[present, 1].astype(float)
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    span = max(y1 - y0, x1 - x0, 8.0)
+    top, bottom = y0 - MARGIN_TOP * span, y1 + MARGIN_BOTTOM * span
+    left, right = x0 - MARGIN_SIDE * span, x1 + MARGIN_SIDE * span
+    height, width = bottom - top, right - left
+    ratio = model_size[0] / model_size[1]   # H / W
+    if height / width < ratio:
+        new_height = width * ratio
+        top -= (new_height - height) / 2
+        height = new_height
+    else:
+        new_width = height / ratio
+        left -= (new_width - width) / 2
+        width = new_width
+    h = max(int(round(height)), 2)
+    w = max(int(round(h / ratio)), 1)
+    cy, cx = top + height / 2, left + width / 2
+    return CropBox(int(round(cy - h / 2)), int(round(cx - w / 2)), h, w)
+
+
+def crop_image(image: np.ndarray, box: CropBox, model_size: tuple[int, int], pad: PadMode = "edge",
+               ) -> np.ndarray:
+    """Cut ``box`` out of ``image`` (padding where it leaves the photo) and resize it to ``model_size``."""
+    h, w = image.shape[:2]
+    pt, pl = max(0, -box.top), max(0, -box.left)
+    pb, pr = max(0, box.top + box.height - h), max(0, box.left + box.width - w)
+    if pt or pl or pb or pr:
+        widths = ((pt, pb), (pl, pr), (0, 0))
+        if pad == "edge":
+            image = np.pad(image, widths, mode="edge")
+        else:
+            image = np.pad(image, widths, mode="constant", constant_values=GREY)
+    top, left = box.top + pt, box.left + pl
+    patch = image[top:top + box.height, left:left + box.width]
+    if patch.shape[:2] == tuple(model_size):
+        return np.ascontiguousarray(patch)
+    resized = Image.fromarray(np.ascontiguousarray(patch)).resize((model_size[1], model_size[0]), Image.BICUBIC)
+    return np.asarray(resized)
+
+
+def keypoints_to_model(keypoints: np.ndarray, box: CropBox, model_size: tuple[int, int]) -> np.ndarray:
+    """Photo keypoints → model-frame keypoints (joints that leave the frame become missing)."""
+    cropped = K.crop_keypoints(keypoints, box.top, box.left, None)
+    return K.rescale_keypoints(cropped, (box.height, box.width), model_size)
+
+
+def keypoints_to_photo(keypoints: np.ndarray, box: CropBox, model_size: tuple[int, int]) -> np.ndarray:
+    """Model-frame keypoints → photo keypoints (the inverse of :func:`keypoints_to_model`)."""
+    kp = np.asarray(keypoints)
+    miss = K.missing_mask(kp)
+    scale = np.array([box.height / model_size[0], box.width / model_size[1]])
+    out = np.rint((kp + 0.5) * scale - 0.5 + np.array([box.top, box.left])).astype(np.int64)
+    out[miss] = K.MISSING
+    return out
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size[1], size[0]), Image.BICUBIC))
+
+
+def box_to_photo(generated: np.ndarray, box: CropBox, photo_size: tuple[int, int]) -> np.ndarray:
+    """The generated image at the crop box's size in the photo, cut to the part inside the photo."""
+    full = _resize(generated, (box.height, box.width))
+    top, left = max(0, box.top), max(0, box.left)
+    bottom, right = min(photo_size[0], box.top + box.height), min(photo_size[1], box.left + box.width)
+    return np.ascontiguousarray(full[top - box.top:bottom - box.top, left - box.left:right - box.left])
+
+
+def paste_back(photo: np.ndarray, generated: np.ndarray, box: CropBox) -> np.ndarray:
+    """A copy of ``photo`` with ``generated`` resized into ``box`` (the part of the box inside the photo)."""
+    out = photo.copy()
+    inside = box_to_photo(generated, box, photo.shape[:2])
+    top, left = max(0, box.top), max(0, box.left)
+    out[top:top + inside.shape[0], left:left + inside.shape[1]] = inside
+    return out
+
+
+def box_for_sequence(sequence: list[np.ndarray], model_size: tuple[int, int], where: str = "poses") -> CropBox:
+    """One box for a whole pose sequence: the box of all frames' joints together (keeps global motion)."""
+    present = [kp[~K.missing_mask(kp)] for kp in sequence]
+    present = [p for p in present if len(p)]
+    if not present:
+        raise PoseError(f"{where}: no keypoints in any frame")
+    joints = np.concatenate(present, axis=0)
+    lo, hi = joints.min(axis=0), joints.max(axis=0)
+    # Four fake joints at the corners of the union box: box_from_keypoints only looks at the bounds.
+    corners = np.full((K.NUM_JOINTS, 2), K.MISSING, dtype=np.int64)
+    corners[0] = lo
+    corners[1] = hi
+    corners[2] = (lo[0], hi[1])
+    corners[3] = (hi[0], lo[1])
+    return box_from_keypoints(corners, model_size, where=where)

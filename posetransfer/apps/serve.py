@@ -1,0 +1,277 @@
+"""``posetransfer serve``: a small local web demo (FastAPI + one static page, no external resources).
+
+Upload a person photo (or use a dataset sample), pick a target pose from the dataset gallery or drag the
+joints of a skeleton, and get the generated image and the per-block attention masks.
+
+Safety limits, because the server decodes untrusted uploads: the request body is capped
+(:data:`MAX_UPLOAD_BYTES`, 413), image dimensions are checked from the header *before* decoding
+(:data:`MAX_PIXELS`; decompression bombs), anything PIL cannot read is a 400 with a message, and model
+inference (and pose estimation, whose estimators are not thread-safe) runs under a lock.
+Every error is JSON ``{"error": "<one line>"}``; the page shows it.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+
+from .. import viz
+from ..data import keypoints as K
+from ..errors import DataError, PoseError, PosetransferError
+from .transfer import Pose, Transferer, estimate_pose, prepare_source, target_to_model
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+#: Largest photo accepted, in pixels (a 24-megapixel camera image fits; a 20000×20000 bomb does not).
+MAX_PIXELS = 25_000_000
+GALLERY_LIMIT = 48
+#: A standing person in a 128×64 frame (y, x): the default of the pose editor, rescaled to the model frame.
+DEFAULT_POSE_128x64 = np.array([
+    [20, 32], [30, 32], [30, 24], [45, 22], [58, 22], [30, 40], [45, 42], [58, 42], [64, 27],
+    [86, 27], [110, 27], [64, 37], [86, 37], [110, 37], [17, 30], [17, 34], [19, 27], [19, 37],
+])
+
+
+class RequestError(Exception):
+    """A client error: HTTP ``status`` and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decode_upload(data: bytes, name: str = "upload") -> np.ndarray:
+    """Bytes of an uploaded photo → uint8 RGB, refusing oversized, huge or unreadable files with a message."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise RequestError(413, f"{name}: file is {len(data) / 2**20:.1f} MB, the limit is "
+                                f"{MAX_UPLOAD_BYTES // 2**20} MB")
+    if not data:
+        raise RequestError(400, f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise RequestError(413, f"{name}: image is {w}x{h} pixels, the limit is {MAX_PIXELS // 10**6} "
+                                        f"megapixels")
+            img.load()
+            rgb = img.convert("RGB")
+    except RequestError:
+        raise
+    except Image.DecompressionBombError:
+        raise RequestError(413, f"{name}: image dimensions are too large (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise RequestError(400, f"{name}: not an image (JPEG, PNG, WebP, BMP, ... expected)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise RequestError(400, f"{name}: broken image file ({exc.__class__.__name__})") from None
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def parse_keypoints_field(text: str | None, what: str) -> np.ndarray | None:
+    """A form field holding ``[[y, x] × 18]`` JSON (null entries or -1 = missing)."""
+    if text is None or text.strip() in ("", "null"):
+        return None
+    try:
+        values = json.loads(text)
+        if isinstance(values, dict):
+            values = values.get("keypoints")
+        rows = [[-1, -1] if v is None else v for v in values]
+        return K.validate_keypoints(np.asarray(rows, dtype=np.float64), where=what)
+    except PosetransferError as exc:
+        raise RequestError(400, str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise RequestError(400, f"{what}: expected 18 [y, x] pairs as JSON ({exc.__class__.__name__})") from None
+
+
+def data_url(image: np.ndarray, fmt: str = "PNG") -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt)
+    mime = "image/png" if fmt == "PNG" else "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+class Gallery:
+    """Target poses (model frame) and sample people of a dataset's test (else train) split."""
+
+    def __init__(self, model: Transferer, data: Path | None, limit: int = GALLERY_LIMIT) -> None:
+        self.items: list[dict] = []
+        self.images_dir: Path | None = None
+        self.poses: dict[str, np.ndarray] = {}
+        if data is None:
+            return
+        from ..data.prepare import find_split_files, is_pairable
+
+        last_error: Exception | None = None
+        for split in ("test", "train"):
+            try:
+                images_dir, annotation_csv, _ = find_split_files(data, split)
+                annotations = K.read_annotations(annotation_csv)
+                break
+            except PosetransferError as exc:
+                last_error = exc
+        else:
+            raise DataError(f"{data}: no usable split for the pose gallery ({last_error})")
+        meta_size = None
+        try:
+            from ..data.prepare import read_dataset_json
+
+            meta = read_dataset_json(data)
+            meta_size = tuple(meta["size"]) if "size" in meta else None
+        except (PosetransferError, KeyError, TypeError):
+            meta_size = None
+        frame = meta_size or model.size
+        self.images_dir = images_dir
+        for name, kp in annotations.items():
+            if len(self.items) >= limit:
+                break
+            if not is_pairable(name, kp) or not (images_dir / name).is_file():
+                continue
+            model_kp = target_to_model(Pose(kp, frame, f"{annotation_csv} ({name})"), model.size)
+            self.poses[name] = kp
+            self.items.append({"name": name, "keypoints": model_kp.tolist()})
+        self.frame = frame
+
+    def sample(self, name: str | None) -> tuple[np.ndarray, Pose]:
+        if not self.items or self.images_dir is None:
+            raise RequestError(404, "no dataset samples: start the server with --data DIR")
+        name = name or self.items[0]["name"]
+        if name not in self.poses:
+            raise RequestError(404, f"unknown sample {name!r}")
+        from ..io import read_image
+
+        image = read_image(self.images_dir / name)
+        return image, Pose(self.poses[name], image.shape[:2], name)
+
+
+def create_app(model: Transferer, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT) -> FastAPI:
+    """The FastAPI application (also used by the tests through ``TestClient``)."""
+    app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None)
+    gallery = Gallery(model, Path(data) if data else None, gallery_limit)
+    pose_lock = threading.Lock()
+    app.state.model = model
+    app.state.gallery = gallery
+    app.state.requests = 0
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > MAX_UPLOAD_BYTES + 64 * 1024   # room for the form's other fields
+            except ValueError:
+                return JSONResponse({"error": "malformed Content-Length"}, status_code=400)
+            if too_big:
+                return JSONResponse({"error": f"upload is {int(length) / 2**20:.1f} MB, the limit is "
+                                              f"{MAX_UPLOAD_BYTES // 2**20} MB"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestError)
+    async def request_error(_request, exc: RequestError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request, exc: Exception):
+        log.exception("request failed")
+        return JSONResponse({"error": f"internal error ({exc.__class__.__name__})"}, status_code=500)
+
+    @app.get("/")
+    def index():
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/api/info")
+    def info():
+        default = K.rescale_keypoints(DEFAULT_POSE_128x64, K.MARKET_SIZE, model.size)
+        return {"arch": model.arch, "size": list(model.size), "joints": list(K.JOINT_NAMES),
+                "limbs": [list(l) for l in K.LIMBS], "colors": [list(c) for c in K.LIMB_COLORS],
+                "default_pose": default.tolist(), "max_upload_bytes": MAX_UPLOAD_BYTES,
+                "has_samples": bool(gallery.items)}
+
+    @app.get("/api/gallery")
+    def poses():
+        return {"poses": gallery.items}
+
+    @app.get("/api/sample")
+    def sample(name: str | None = None):
+        image, _ = gallery.sample(name)
+        return {"name": name or gallery.items[0]["name"], "image": data_url(image, "JPEG")}
+
+    @app.post("/api/transfer")
+    def transfer(image: UploadFile | None = File(None), sample: str | None = Form(None),
+                 target_keypoints: str = Form(...), source_keypoints: str | None = Form(None)):
+        started = time.perf_counter()
+        app.state.requests += 1
+        target = parse_keypoints_field(target_keypoints, "target_keypoints")
+        if target is None or int((~K.missing_mask(target)).sum()) == 0:
+            raise RequestError(400, "target_keypoints: no joint given")
+        target = K.validate_keypoints(target, model.size, where="target_keypoints") \
+            if _inside(target, model.size) else _clip_missing(target, model.size)
+        if image is not None and image.filename:
+            data = image.file.read(MAX_UPLOAD_BYTES + 1)
+            photo = decode_upload(data, image.filename or "upload")
+            given = parse_keypoints_field(source_keypoints, "source_keypoints")
+            where = image.filename or "upload"
+            if given is not None:
+                pose = Pose(given, photo.shape[:2], where)
+            else:
+                try:
+                    with pose_lock:
+                        pose = estimate_pose(photo, where)
+                except PoseError as exc:
+                    raise RequestError(422, str(exc)) from None
+        elif sample:
+            photo, pose = gallery.sample(sample)
+        else:
+            raise RequestError(400, "no photo: upload an image or choose a sample")
+        try:
+            prepared = prepare_source(photo, pose, model.size)
+            generated, extras = model.generate(prepared.image, prepared.keypoints, target, extras=True)
+        except PoseError as exc:
+            raise RequestError(422, str(exc)) from None
+        except PosetransferError as exc:
+            raise RequestError(400, str(exc)) from None
+        attention = None
+        if extras.attention:
+            attention = data_url(viz.attention_figure(prepared.image, viz.pose_image(target, model.size),
+                                                      extras.attention, generated))
+        return {"image": data_url(generated), "source": data_url(prepared.image), "attention": attention,
+                "source_keypoints": prepared.keypoints.tolist(), "crop_box": prepared.box.to_json(),
+                "arch": model.arch, "size": list(model.size),
+                "milliseconds": round(1000 * (time.perf_counter() - started), 1)}
+
+    return app
+
+
+def _inside(kp: np.ndarray, size: tuple[int, int]) -> bool:
+    miss = K.missing_mask(kp)
+    return bool(np.all((kp[~miss, 0] < size[0]) & (kp[~miss, 1] < size[1])))
+
+
+def _clip_missing(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Joints dragged off the canvas count as missing (the canvas is the model frame)."""
+    out = kp.copy()
+    out[(out[:, 0] >= size[0]) | (out[:, 1] >= size[1])] = K.MISSING
+    return out
+
+
+def serve(model: Transferer, host: str = "127.0.0.1", port: int = 8000, data: str | Path | None = None) -> None:
+    """Run the demo with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(model, data)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s: the demo has no authentication; anyone who can reach it can use it", host)
+    print(f"posetransfer demo on http://{host}:{port}/  (Ctrl+C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,362 @@
+"""Training checkpoints: atomic folders of safetensors + JSON, verified by checksums, resumable bit-exactly.
+
+Layout of a run folder::
+
+    <run>/checkpoints/step_00000100/
+        generator.safetensors        weights + arch/config metadata (registry.save_generator; loadable alone)
+        discriminators.safetensors   "<name>.<param>" tensors; metadata = each D's registry name and config
+        training_state.safetensors   optimizer moments, RNG states, image pools (tensors only)
+        state.json                   step, config, optimizer scalars, data position, python/numpy RNG, ...
+        manifest.json                sha256 and size of each file above (written last)
+
+Why this shape: a SIGKILL at any moment must leave either a complete checkpoint or debris the loader
+ignores. Files are written into ``step_00000100.tmp/`` and the folder is renamed only when the manifest is
+on disk; old checkpoints are renamed to ``*.tmp`` before being deleted (keep-last-N). Loading re-hashes the
+files, so truncation or a flipped bit is detected and the previous checkpoint is used, with a warning.
+Nothing is unpickled: safetensors and JSON only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .io import write_json
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATORS_FILE = "discriminators.safetensors"
+TENSORS_FILE = "training_state.safetensors"
+STATE_FILE = "state.json"
+MANIFEST_FILE = "manifest.json"
+FORMAT = "posetransfer-checkpoint-1"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def step_dirname(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def checkpoints_root(run: str | os.PathLike) -> Path:
+    return Path(run) / CHECKPOINTS
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(chunk)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------
+def save_discriminators(discriminators: dict[str, torch.nn.Module], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .io import atomic_path
+
+    tensors, meta = {}, {}
+    for name, model in discriminators.items():
+        for key, value in model.state_dict().items():
+            tensors[f"{name}.{key}"] = value.detach().contiguous().cpu().clone()
+        meta[name] = {"arch": getattr(model, "arch", ""), "config": getattr(model, "config", {})}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "posetransfer-discriminators-1",
+                                               "discriminators": json.dumps(meta)})
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .io import atomic_path
+
+    clean = {key: value.detach().contiguous().cpu().clone() for key, value in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata={"format": "posetransfer-training-state-1"})
+
+
+def save_checkpoint(run: str | os.PathLike, step: int, generator: torch.nn.Module,
+                    discriminators: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor],
+                    state: dict[str, Any], keep_last: int | None = None) -> Path:
+    """Write ``<run>/checkpoints/step_<step>/`` atomically and prune to the newest ``keep_last``."""
+    from .models.registry import save_generator
+
+    root = checkpoints_root(run)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dirname(step)
+    tmp = root / (final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_generator(generator, tmp / GENERATOR_FILE)
+    save_discriminators(discriminators, tmp / DISCRIMINATORS_FILE)
+    save_tensors(tensors, tmp / TENSORS_FILE)
+    write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
+    files = {}
+    for name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE):
+        path = tmp / name
+        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    write_json(tmp / MANIFEST_FILE, {"format": FORMAT, "step": int(step), "files": files})
+    _fsync_dir(tmp)
+    if final.exists():  # re-saving a step (e.g. after resuming from it): move the old one out of the way first
+        old = root / (final.name + ".old.tmp")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(root)
+    if keep_last is not None:
+        prune(root, keep_last, keep=final)
+    return final
+
+
+def prune(root: Path, keep_last: int, keep: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints, and stale ``*.tmp`` debris of killed writers.
+
+    ``keep`` (the checkpoint just written) always survives. Checkpoints numbered *after* it belong to an
+    abandoned history — the run resumed from an older step because they failed to verify — and go first.
+    """
+    removed = []
+    for debris in root.glob("*.tmp"):
+        if debris.is_dir():
+            shutil.rmtree(debris, ignore_errors=True)
+    steps = list_checkpoints(root)
+    doomed: list[Path] = []
+    if keep is not None and keep in steps:
+        keep_step = _step_of(keep)
+        doomed = [f for f in steps if _step_of(f) > keep_step]
+        steps = [f for f in steps if _step_of(f) <= keep_step]
+    excess = max(0, len(steps) - max(1, keep_last))
+    doomed += [f for f in steps if f != keep][:excess]
+    for folder in doomed:
+        trash = folder.with_name(folder.name + ".deleting.tmp")
+        os.rename(folder, trash)  # atomic: a kill during rmtree leaves only ignorable debris
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _step_of(folder: Path) -> int:
+    match = _STEP_DIR.match(folder.name)
+    return int(match.group(1)) if match else -1
+
+
+# ------------------------------------------------------------------------------------------------
+# Finding and verifying
+# ------------------------------------------------------------------------------------------------
+def list_checkpoints(root: str | os.PathLike) -> list[Path]:
+    """``step_*`` folders under ``root`` (a checkpoints folder), oldest first; ``*.tmp`` ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = _STEP_DIR.match(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry))
+    return [path for _, path in sorted(found)]
+
+
+def verify(folder: str | os.PathLike, files: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Check the manifest's checksums (all files, or only ``files``); return the manifest.
+
+    Raises :class:`CheckpointError` naming the folder and the first bad file.
+    """
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{folder}: incomplete checkpoint (no {MANIFEST_FILE})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        entries = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        raise CheckpointError(f"{manifest_path}: malformed manifest") from None
+    for name in files or tuple(entries):
+        if name not in entries:
+            raise CheckpointError(f"{folder}: manifest does not list {name}")
+        path = folder / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing checkpoint file")
+        expected = entries[name]
+        if path.stat().st_size != expected.get("bytes", path.stat().st_size):
+            raise CheckpointError(f"{path}: truncated (size {path.stat().st_size}, expected {expected['bytes']})")
+        if sha256_file(path) != expected.get("sha256"):
+            raise CheckpointError(f"{path}: checksum mismatch (file corrupted)")
+    return manifest
+
+
+def latest_valid(root: str | os.PathLike, files: tuple[str, ...] | None = None) -> Path | None:
+    """Newest checkpoint under ``root`` (a checkpoints folder) that verifies; corrupt ones are warned about."""
+    for folder in reversed(list_checkpoints(root)):
+        try:
+            verify(folder, files)
+        except CheckpointError as exc:
+            log.warning("%s; falling back to the previous checkpoint", exc)
+            continue
+        return folder
+    return None
+
+
+def _checkpoints_folder_of(path: Path) -> Path | None:
+    """The checkpoints folder for a run folder or a checkpoints folder, else None."""
+    if (path / CHECKPOINTS).is_dir():
+        return path / CHECKPOINTS
+    if list_checkpoints(path) or path.name == CHECKPOINTS:
+        return path
+    return None
+
+
+def resolve_generator_file(path: str | os.PathLike) -> Path:
+    """The newest *valid* generator file for a run folder, its checkpoints folder or one checkpoint folder.
+
+    One checkpoint folder is verified and must be valid; in a run / checkpoints folder a corrupt or
+    incomplete checkpoint is skipped with a warning. A folder holding a bare ``generator.safetensors``
+    (no manifest, e.g. an exported model) resolves to that file.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint file or folder")
+    if (path / MANIFEST_FILE).is_file():
+        verify(path, (GENERATOR_FILE,))
+        return path / GENERATOR_FILE
+    root = _checkpoints_folder_of(path)
+    if root is not None:
+        folder = latest_valid(root, (GENERATOR_FILE,))
+        if folder is not None:
+            return folder / GENERATOR_FILE
+    if (path / GENERATOR_FILE).is_file():
+        return path / GENERATOR_FILE
+    if root is not None and list_checkpoints(root):
+        raise CheckpointError(f"{path}: every checkpoint is corrupt or incomplete")
+    raise CheckpointError(f"{path}: no checkpoint found (expected {CHECKPOINTS}/step_*/{GENERATOR_FILE})")
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    folder: Path
+    step: int
+    state: dict[str, Any]
+    generator_arch: str
+    generator_config: dict[str, Any]
+    generator_state: dict[str, torch.Tensor]
+    discriminators: dict[str, dict[str, Any]] = field(default_factory=dict)   # name → {arch, config, state}
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises several error types on corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
+    """Read a verified checkpoint folder (call :func:`verify` or :func:`latest_valid` first)."""
+    from .models.registry import read_generator_file
+
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{folder / STATE_FILE}: unreadable training state ({exc})") from None
+    arch, config, g_state = read_generator_file(folder / GENERATOR_FILE)
+    meta, d_tensors = _read_safetensors(folder / DISCRIMINATORS_FILE)
+    try:
+        d_meta = json.loads(meta.get("discriminators", "{}"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{folder / DISCRIMINATORS_FILE}: malformed metadata") from None
+    discriminators = {name: {**info, "state": {}} for name, info in d_meta.items()}
+    for key, value in d_tensors.items():
+        name, _, param = key.partition(".")
+        if name not in discriminators:
+            raise CheckpointError(f"{folder / DISCRIMINATORS_FILE}: tensor {key} of unknown discriminator")
+        discriminators[name]["state"][param] = value
+    _, tensors = _read_safetensors(folder / TENSORS_FILE)
+    return Checkpoint(folder, int(state.get("step", 0)), state, arch, config, g_state, discriminators, tensors)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizer state ⇄ (JSON, tensors)
+# ------------------------------------------------------------------------------------------------
+def optimizer_to_parts(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Split ``optimizer.state_dict()`` into JSON scalars and a flat tensor dict (keys ``prefix/pid/name``)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in sd["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}/{pid}/{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items()} for group in sd["param_groups"]]
+    return {"param_groups": groups, "scalars": scalars}, tensors
+
+
+def optimizer_from_parts(optimizer: torch.optim.Optimizer, prefix: str, parts: dict,
+                         tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    head = prefix + "/"
+    for key, value in tensors.items():
+        if key.startswith(head):
+            pid, name = key[len(head):].split("/", 1)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, entries in parts.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(entries)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for pid, entries in state.items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and (
+                    pid >= len(params) or value.shape != params[pid].shape):
+                raise CheckpointError(f"optimizer {prefix}: saved state {pid}/{name} has shape "
+                                      f"{tuple(value.shape)}, the model has no such parameter there")
+    groups = []
+    for group in parts["param_groups"]:
+        group = dict(group)
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"optimizer {prefix}: saved state does not match the model ({exc})") from None

@@ -1,0 +1,24 @@
+"""``posetransfer serve``: the local web demo (upload a photo, pick or draw a pose, see result and attention)."""
+from __future__ import annotations
+
+import argparse
+
+from .transfer import add_model_arguments
+
+HELP = "run the local web demo (FastAPI; no external resources)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data", default=None, help="dataset root: target-pose gallery and sample people")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..apps.serve import serve
+    from ..apps.transfer import Transferer
+
+    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    serve(model, host=args.host, port=args.port, data=args.data)
+    return 0

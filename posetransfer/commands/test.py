@@ -1,0 +1,39 @@
+"""``posetransfer test``: generate a dataset's test pairs as ``<from>___<to>.png`` for ``posetransfer eval``."""
+from __future__ import annotations
+
+import argparse
+
+from .transfer import add_model_arguments
+
+HELP = "generate the test pairs of a dataset (<from>___<to>.png, ready for eval)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--data", required=True, help="dataset root in the PATN layout")
+    parser.add_argument("--split", default="test", choices=("train", "test"))
+    parser.add_argument("--out", default=None, help="output folder (default: <data>/generated/<split>)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    parser.add_argument("--strip", action="store_true",
+                        help="also write the 5-panel <from>___<to>_vis.jpg strips")
+    parser.add_argument("--save-flows", action="store_true", help="flow generators: write flow-field figures")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..apps.testset import generate_test_set
+    from ..apps.transfer import Transferer
+    from ..errors import ConfigError
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    out = Path(args.out) if args.out else Path(args.data) / "generated" / args.split
+    summary = generate_test_set(model, args.data, out, split=args.split, limit=args.limit, strip=args.strip,
+                                save_flows=args.save_flows, batch_size=args.batch_size, workers=args.workers)
+    bad = len(summary["bad_samples"])
+    print(f"test: {summary['written']} image(s) written to {out}" + (f", {bad} unreadable image(s) skipped" if bad else ""))
+    return 0

@@ -1,0 +1,117 @@
+"""Markdown comparison tables: the papers' published rows next to our measured results.
+
+Each layout reproduces the columns of one paper's Table 1 (see :mod:`.published`). Published rows are marked
+``published`` with a numbered citation; measured rows are marked ``measured`` and footnoted with the protocol,
+resolution, weights and anything that makes them not directly comparable (LPIPS fallback, BlazePose PCKh,
+torchvision DS detector, missing images).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import DataError
+from .published import LAYOUT_FOR_PROTOCOL, LAYOUTS, PublishedTable
+
+HEADERS = {
+    "ssim": "SSIM↑", "mask_ssim": "mask-SSIM↑", "is": "IS↑", "mask_is": "mask-IS↑", "ds": "DS↑", "pckh": "PCKh↑",
+    "psnr": "PSNR↑", "mask_psnr": "mask-PSNR↑", "fid": "FID↓", "lpips": "LPIPS↓", "mask_lpips": "mask-LPIPS↓",
+    "l1": "L1↓", "ssim_win51": "SSIM(w51)↑",
+}
+FORMATS = {"lpips": "{:.4f}", "mask_lpips": "{:.4f}", "l1": "{:.4f}"}
+KIND_LABEL = {"market": "M", "fashion": "DF"}
+
+
+def read_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Load results JSON files written by :func:`posetransfer.evaluation.evaluate`."""
+    results = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise DataError(f"{path}: results file not found")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or "dataset" not in doc:
+            raise DataError(f"{path}: not a posetransfer eval results file (no 'metrics'/'dataset')")
+        doc.setdefault("_file", str(path))
+        results.append(doc)
+    return results
+
+
+def _format(metric: str, value) -> str:
+    if value is None:
+        return "n/a"
+    return FORMATS.get(metric, "{:.3f}").format(float(value))
+
+
+def _measured_label(result: dict) -> str:
+    label = result.get("label") or Path(result.get("generated", {}).get("dir", "run")).name or "run"
+    return f"ours: {label}"
+
+
+def _measured_notes(result: dict) -> str:
+    ds = result.get("dataset", {})
+    gen = result.get("generated", {})
+    prot = result.get("protocol", {})
+    parts = [f"protocol {prot.get('name', '?')}",
+             f"{ds.get('kind', '?')} {'x'.join(str(v) for v in ds.get('resolution', []))}",
+             f"{gen.get('matched', '?')} images"]
+    if gen.get("missing"):
+        parts.append(f"{gen['missing']} test pairs missing")
+    if gen.get("resized"):
+        parts.append(f"{gen['resized']} resized ({gen.get('resize_method')})")
+    for metric, source in sorted(result.get("weights", {}).items()):
+        if isinstance(source, dict) and source.get("network"):
+            parts.append(f"{metric}: {source['network']} [{source.get('kind')}]")
+    for metric, reason in sorted(result.get("unavailable", {}).items()):
+        parts.append(f"{metric} n/a: {reason}")
+    return "; ".join(parts)
+
+
+def render_table(results: list[dict], layout: str | None = None) -> str:
+    """One Markdown table (published rows, then measured rows) plus footnotes."""
+    if layout is None:
+        protocols = [r.get("protocol", {}).get("name") for r in results]
+        layout = LAYOUT_FOR_PROTOCOL.get(protocols[0], "patn") if protocols else "patn"
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown table layout {layout!r} (one of {', '.join(LAYOUTS)})")
+    table: PublishedTable = LAYOUTS[layout]
+    header = ["Model", "Row"] + [f"{KIND_LABEL[k]} {HEADERS[m]}" for k, m in table.columns]
+    lines = [f"Layout of {table.citation} [1]. M = Market-1501, DF = DeepFashion.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, values in table.rows:
+        lines.append("| " + " | ".join([method, "published [1]", *values]) + " |")
+    notes = [f"[1] {table.citation} (copied from the paper; see posetransfer/metrics/published.py)."]
+    for i, result in enumerate(results, start=2):
+        kind = result.get("dataset", {}).get("kind")
+        metrics = result.get("metrics", {})
+        cells = []
+        for k, m in table.columns:
+            if k != kind or m not in metrics:
+                cells.append("–")
+            else:
+                cells.append(_format(m, metrics[m]))
+        lines.append("| " + " | ".join([_measured_label(result), f"**measured** [{i}]", *cells]) + " |")
+        notes.append(f"[{i}] {_measured_notes(result)}.")
+    lines += ["", "Published and measured rows use different tools (see the notes): compare measured rows "
+                  "with each other; published numbers are for orientation.", ""]
+    return "\n".join(lines + notes) + "\n"
+
+
+def render_tables(results: list[dict], layout: str | None = None) -> str:
+    """All layouts needed: the requested one, else one per protocol family present (or all when no results)."""
+    if layout is not None:
+        return render_table(results, layout)
+    if not results:
+        return "\n".join(f"## {name}\n\n" + render_table([], name) for name in LAYOUTS)
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(LAYOUT_FOR_PROTOCOL.get(r.get("protocol", {}).get("name"), "patn"), []).append(r)
+    if len(groups) == 1:
+        name, rs = next(iter(groups.items()))
+        return render_table(rs, name)
+    return "\n".join(f"## {name}\n\n" + render_table(rs, name) for name, rs in groups.items())

@@ -1,0 +1,435 @@
+"""Inference optimisations applied to an already built generator, none of which changes its results.
+
+``optimize_for_inference(G) -> G'`` returns a wrapper around a *copy* of ``G`` that
+
+* runs under ``torch.inference_mode`` (no autograd bookkeeping, no saved tensors);
+* folds every BatchNorm into the convolution right before it (eval-mode BN is an affine map per channel,
+  so ``BN(conv(x)) = conv'(x)`` with rescaled weights and a new bias — exact up to float rounding).
+  InstanceNorm **cannot** be folded: its mean and variance are computed from each input at inference time,
+  so there is no constant affine map to merge (the DeepFashion presets use IN; only ``torch.compile`` can
+  fuse IN with its ReLU there);
+* stores weights and activations ``channels_last`` (NHWC), the layout oneDNN's convolutions prefer on CPU
+  (and cuDNN's tensor-core kernels on GPU);
+* on CPU, runs every convolution through oneDNN with its weight reordered *once* into oneDNN's blocked
+  layout and the ReLU / Tanh that follows it applied inside the same call (:class:`PackedConv2d`) — the
+  conv+activation fusion and weight packing inductor's freezing does, without compiling. Eager
+  ``F.conv2d`` re-packs the weight on every call, which dominates PATN's small 32×16 feature maps;
+* routes every ``scaled_dot_product_attention`` of the model (APATB, PoNA's two attentions, the flow
+  model's pyramid non-local block) through :func:`attention` with a memory-efficient implementation.
+  Why this is needed at all: the CPU flash kernel of SDPA only accepts equal query/key and value widths;
+  APATB (128 vs 256), PoNA (32 vs 256 and 64 vs 512) have different widths, so plain SDPA silently falls
+  back to the "math" path that materialises the HW×HW matrix — ~1 GB per map at 512×352. ``"chunked"``
+  computes the same softmax(QKᵀ)V a block of query rows at a time (the arithmetic of every row is
+  unchanged, so results are identical to the explicit product), ``"padded"`` zero-pads the query/key
+  width so the flash kernel applies (zero columns add nothing to QKᵀ);
+* optionally compiles it with ``torch.compile`` (inductor, with weight freezing: conv+ReLU / conv+add
+  fusion and fused C++ kernels for the memory-bound ops — norm, activation, padding, mask multiply, concat);
+* optionally runs in bfloat16 autocast (CUDA; this one *does* change results, so it is off by default).
+
+The wrapper keeps the generator call ``G'(source_image, source_heatmaps, target_heatmaps,
+return_extras=False)``; save the *original* model (the folded copy has no BN layers, so its state dict no
+longer matches the architecture).
+
+The attention switch is also usable on its own: ``with attention_impl("explicit"): G(...)`` runs any model
+with the textbook attention (the baseline of the memory benchmark and of the FLOP counter, which does not
+see inside the fused SDPA kernels).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.overrides import TorchFunctionMode
+
+from ..errors import ModelError
+from .base import Generator, GeneratorOutput
+
+log = logging.getLogger(__name__)
+
+#: "auto": SDPA when its fused kernels apply (equal widths, or any CUDA input), else "chunked".
+ATTENTION_IMPLS = ("auto", "sdpa", "explicit", "chunked", "padded")
+
+#: the budget of one query×key score block in "chunked" attention (bytes, all batch·head rows together)
+CHUNK_BYTES = 32 * 2 ** 20
+
+_SDPA = F.scaled_dot_product_attention
+
+
+# --------------------------------------------------------------------------------------------------
+# Attention implementations
+# --------------------------------------------------------------------------------------------------
+def _scores_scale(query: torch.Tensor, scale: float | None) -> float:
+    return 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+
+
+def explicit_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       scale: float | None = None) -> torch.Tensor:
+    """softmax(Q Kᵀ · scale) V with the full Nq×Nk matrix in memory — the textbook reference."""
+    scores = query @ key.transpose(-2, -1)
+    s = _scores_scale(query, scale)
+    if s != 1.0:
+        scores = scores * s
+    return torch.softmax(scores, dim=-1) @ value
+
+
+def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None,
+                      chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+    """Exactly :func:`explicit_attention`, a block of query rows at a time.
+
+    Each softmax row depends only on its own query, so splitting the rows changes nothing in the
+    arithmetic of a row; peak memory drops from Nq×Nk to chunk×Nk scores.
+    """
+    n_q, n_k = query.shape[-2], key.shape[-2]
+    batch = math.prod(query.shape[:-2]) or 1
+    rows = max(16, chunk_bytes // max(1, n_k * query.element_size() * batch))
+    if rows >= n_q:
+        return explicit_attention(query, key, value, scale)
+    key_t = key.transpose(-2, -1)
+    s = _scores_scale(query, scale)
+    out = value.new_empty(*query.shape[:-1], value.shape[-1])
+    for start in range(0, n_q, rows):
+        scores = query[..., start:start + rows, :] @ key_t
+        if s != 1.0:
+            scores = scores * s
+        torch.matmul(torch.softmax(scores, dim=-1), value, out=out[..., start:start + rows, :])
+    return out
+
+
+def padded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     scale: float | None = None) -> torch.Tensor:
+    """SDPA with query/key (or value) zero-padded to one width, so the fused flash kernel accepts it.
+
+    Zero columns add nothing to Q Kᵀ; the scale is fixed from the *unpadded* width before padding.
+    """
+    s = _scores_scale(query, scale)
+    d_qk, d_v = query.shape[-1], value.shape[-1]
+    width = max(d_qk, d_v)
+    if d_qk < width:
+        query, key = F.pad(query, (0, width - d_qk)), F.pad(key, (0, width - d_qk))
+    padded_value = F.pad(value, (0, width - d_v)) if d_v < width else value
+    return _sdpa_4d(query, key, padded_value, s)[..., :d_v]
+
+
+def _sdpa_4d(query, key, value, scale):
+    """SDPA with a head axis added to 3-D inputs (the fused GPU kernels require B×heads×N×d)."""
+    if query.dim() == 3:
+        return _SDPA(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale).squeeze(1)
+    return _SDPA(query, key, value, scale=scale)
+
+
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None,
+              impl: str = "auto", chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+    """softmax(Q Kᵀ · scale) V (scale ``None`` = 1/√d, as SDPA) with the chosen implementation."""
+    if impl == "auto":
+        same_width = query.shape[-1] == value.shape[-1]
+        impl = "sdpa" if (same_width or query.device.type == "cuda") else "chunked"
+    if impl == "sdpa":
+        return _sdpa_4d(query, key, value, scale)
+    if impl == "explicit":
+        return explicit_attention(query, key, value, scale)
+    if impl == "chunked":
+        return chunked_attention(query, key, value, scale, chunk_bytes)
+    if impl == "padded":
+        return padded_attention(query, key, value, scale)
+    raise ModelError(f"unknown attention implementation {impl!r}; expected one of {', '.join(ATTENTION_IMPLS)}")
+
+
+class _AttentionMode(TorchFunctionMode):
+    """Redirects ``F.scaled_dot_product_attention`` calls made inside the ``with`` block.
+
+    A torch-function mode instead of edits to the model files: every architecture that calls SDPA gets
+    the switch, with no copy of its forward code. Calls with a mask, dropout, causal flag or GQA are left
+    to SDPA itself (none of our models makes such a call).
+    """
+
+    def __init__(self, impl: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+        super().__init__()
+        self.impl, self.chunk_bytes, self.calls = impl, chunk_bytes, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is _SDPA:
+            plain = (len(args) == 3 and kwargs.get("attn_mask") is None and not kwargs.get("dropout_p")
+                     and not kwargs.get("is_causal") and not kwargs.get("enable_gqa")
+                     and set(kwargs) <= {"attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"})
+            if plain:
+                self.calls += 1
+                return attention(*args, scale=kwargs.get("scale"), impl=self.impl, chunk_bytes=self.chunk_bytes)
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def attention_impl(impl: str = "auto", chunk_bytes: int = CHUNK_BYTES) -> Iterator[_AttentionMode]:
+    """``with attention_impl("explicit"): G(...)`` — choose how every SDPA call inside is computed.
+
+    ``"sdpa"`` leaves the call as it is (a head axis is added so the fused CUDA kernels apply).
+    """
+    if impl not in ATTENTION_IMPLS:
+        raise ModelError(f"unknown attention implementation {impl!r}; expected one of {', '.join(ATTENTION_IMPLS)}")
+    with _AttentionMode(impl, chunk_bytes) as mode:
+        yield mode
+
+
+# --------------------------------------------------------------------------------------------------
+# BatchNorm folding
+# --------------------------------------------------------------------------------------------------
+def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
+    return (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(norm) is nn.BatchNorm2d
+            and norm.track_running_stats and norm.running_mean is not None
+            and conv.out_channels == norm.num_features and conv.groups == 1)
+
+
+def fold_batchnorm(module: nn.Module) -> int:
+    """Fold every ``Conv2d``/``ConvTranspose2d`` → ``BatchNorm2d`` pair of an ``nn.Sequential`` in place.
+
+    The BN becomes ``nn.Identity`` (indices unchanged). Only valid in eval mode — training-mode BN uses
+    the batch statistics. Returns the number of folded pairs.
+    """
+    if module.training:
+        raise ModelError("fold_batchnorm needs a model in eval mode (training-mode BatchNorm uses batch statistics)")
+    folded = 0
+    for seq in list(module.modules()):
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, norm = seq[i], seq[i + 1]
+            if _foldable(conv, norm):
+                seq[i] = fuse_conv_bn_eval(conv, norm, transpose=isinstance(conv, nn.ConvTranspose2d))
+                seq[i + 1] = nn.Identity()
+                folded += 1
+    return folded
+
+
+def count_instance_norms(module: nn.Module) -> int:
+    return sum(isinstance(m, nn.InstanceNorm2d) for m in module.modules())
+
+
+# --------------------------------------------------------------------------------------------------
+# Pre-packed oneDNN convolutions with a fused activation (CPU)
+# --------------------------------------------------------------------------------------------------
+#: activations oneDNN can apply inside the convolution (post-op), by module type
+_POST_OPS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+
+
+def prepack_available() -> bool:
+    """oneDNN (mkldnn) convolutions with pre-packed weights: the CPU build has them (``torch.ops.mkldnn``)."""
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+
+
+class PackedConv2d(nn.Module):
+    """A ``Conv2d``/``ConvTranspose2d`` (+ optional ReLU/Tanh/Sigmoid) run as one oneDNN call on weights
+    reordered once into oneDNN's blocked layout — what inductor's weight freezing emits, without compiling.
+
+    Why it is faster: eager ``F.conv2d`` on CPU reorders the weight into the blocked layout on *every*
+    call (a 512×512×3×3 weight is 9.4 MB) and runs the activation as a separate pass over the output.
+    The packed weight depends on the input shape, so one is kept per shape (built on first use).
+    Falls back to the plain ops off CPU, for other dtypes (autocast) and when autograd is recording.
+    """
+
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, activation: str = "none") -> None:
+        super().__init__()
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
+        self.output_padding = list(conv.output_padding) if self.transposed else None
+        self.groups = conv.groups
+        self.activation = activation
+        self._packed: dict[tuple, torch.Tensor] = {}
+
+    def extra_repr(self) -> str:
+        kind = "ConvTranspose2d" if self.transposed else "Conv2d"
+        return f"{kind}{tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, post_op={self.activation}"
+
+    def _pack(self, shape: tuple) -> torch.Tensor:
+        packed = self._packed.get(shape)
+        if packed is None:
+            if len(self._packed) >= 8:     # many input shapes: keep memory bounded
+                self._packed.clear()
+            weight = self.weight.detach()
+            if self.transposed:   # this reorder takes the dense weight, the conv2d one an mkldnn tensor
+                packed = torch.ops.mkldnn._reorder_convolution_transpose_weight(
+                    weight.contiguous(), self.padding, self.output_padding, self.stride, self.dilation, self.groups, list(shape))
+            else:
+                packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                    weight.to_mkldnn(), self.padding, self.stride, self.dilation, self.groups, list(shape))
+            self._packed[shape] = packed
+        return packed
+
+    def _plain(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transposed:
+            y = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                   self.groups, self.dilation)
+        else:
+            y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return {"none": lambda t: t, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[self.activation](y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        usable = (x.device.type == "cpu" and x.dtype == torch.float32 == self.weight.dtype and x.dim() == 4
+                  and not (torch.is_grad_enabled() and x.requires_grad))
+        if not usable:
+            return self._plain(x)
+        packed = self._pack(tuple(x.shape))
+        if self.transposed:
+            return torch.ops.mkldnn._convolution_transpose_pointwise(
+                x, packed, self.bias, self.padding, self.output_padding, self.stride, self.dilation, self.groups,
+                self.activation, [], "")
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, packed, self.bias, self.padding, self.stride, self.dilation, self.groups, self.activation, [], "")
+
+
+def _packable(conv: nn.Module) -> bool:
+    return (type(conv) in (nn.Conv2d, nn.ConvTranspose2d) and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str) and conv.weight.dtype == torch.float32)
+
+
+def prepack_convolutions(module: nn.Module) -> int:
+    """Replace every plain conv by a :class:`PackedConv2d`, fusing the activation that follows it
+    (directly, or after a BN already folded to ``Identity``) in the same ``nn.Sequential``. Eval only.
+    Returns the number of replaced convolutions."""
+    replaced = 0
+    for parent in list(module.modules()):
+        if isinstance(parent, PackedConv2d):
+            continue
+        if isinstance(parent, nn.Sequential):
+            i = 0
+            while i < len(parent):
+                conv = parent[i]
+                if _packable(conv):
+                    j = i + 1
+                    while j < len(parent) and type(parent[j]) is nn.Identity:
+                        j += 1           # a folded BN
+                    act = _POST_OPS.get(type(parent[j])) if j < len(parent) else None
+                    if act:
+                        parent[i] = PackedConv2d(conv, act)
+                        parent[j] = nn.Identity()
+                    else:
+                        parent[i] = PackedConv2d(conv)
+                    replaced += 1
+                i += 1
+            continue
+        for name, child in list(parent.named_children()):
+            if _packable(child) and not isinstance(parent, nn.Sequential):
+                setattr(parent, name, PackedConv2d(child))
+                replaced += 1
+    return replaced
+
+
+# --------------------------------------------------------------------------------------------------
+# The wrapper
+# --------------------------------------------------------------------------------------------------
+def _to_layout(x, channels_last: bool):
+    if channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class InferenceGenerator(Generator):
+    """An optimised copy of a generator (see :func:`optimize_for_inference`); same call, same outputs."""
+
+    def __init__(self, model: nn.Module, *, channels_last: bool, attention: str, autocast: str | None,
+                 compiled: bool, folded: int, packed: int = 0, compile_options: dict | None = None,
+                 max_batch: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.arch = getattr(model, "arch", "")
+        self.config = dict(getattr(model, "config", {}))
+        self.pose_channels = getattr(model, "pose_channels", 18)
+        self.channels_last = channels_last
+        self.attention = attention
+        self.autocast = autocast
+        self.folded_batchnorms = folded
+        self.packed_convolutions = packed
+        self.compiled = compiled
+        #: run larger batches as micro-batches of this size (peak activation memory of ``max_batch`` images)
+        self.max_batch = max_batch
+        #: seconds spent in the first (compiling) call; None until then or when not compiled
+        self.compile_seconds: float | None = None
+        self._calls = 0
+        runner = model
+        if compiled:
+            runner = torch.compile(model, dynamic=False, options=compile_options or {"freezing": True})
+        object.__setattr__(self, "_runner", runner)  # not a submodule: keeps state_dict keys = model.*
+
+    def extra_repr(self) -> str:
+        return (f"arch={self.arch!r}, channels_last={self.channels_last}, attention={self.attention!r}, "
+                f"folded_batchnorms={self.folded_batchnorms}, packed_convolutions={self.packed_convolutions}, "
+                f"compiled={self.compiled}, autocast={self.autocast}, max_batch={self.max_batch}")
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise ModelError("an optimize_for_inference() model is inference-only; train the original generator")
+        return super().train(False)
+
+    def generate(self, source_image, source_heatmaps, target_heatmaps) -> GeneratorOutput:
+        return self.forward(source_image, source_heatmaps, target_heatmaps, return_extras=True)
+
+    def forward(self, source_image, source_heatmaps, target_heatmaps, return_extras: bool = False):
+        inputs = [_to_layout(t, self.channels_last) for t in (source_image, source_heatmaps, target_heatmaps)]
+        device = inputs[0].device.type
+        autocast = (torch.autocast(device, dtype=torch.bfloat16) if self.autocast == "bf16"
+                    else contextlib.nullcontext())
+        first = self.compiled and self._calls == 0
+        start = time.perf_counter()
+        step = self.max_batch or inputs[0].shape[0]
+        with torch.inference_mode(), attention_impl(self.attention), autocast:
+            if return_extras or step >= inputs[0].shape[0]:
+                out = self._runner(*inputs, return_extras=return_extras)
+            else:   # micro-batches: every norm is per sample in eval mode, so the images are the same
+                out = torch.cat([self._runner(*(t[i:i + step] for t in inputs))
+                                 for i in range(0, inputs[0].shape[0], step)])
+        if first:
+            self.compile_seconds = time.perf_counter() - start
+        self._calls += 1
+        if isinstance(out, GeneratorOutput):
+            out.image = out.image.float().contiguous()
+            return out
+        return out.float().contiguous()
+
+
+def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bool = True, compile: bool = False,
+                           attention: str = "auto", autocast: str | None = None, prepack: bool | None = None,
+                           max_batch: int | None = None, inplace: bool = False,
+                           compile_options: dict | None = None) -> InferenceGenerator:
+    """Return an inference-only copy of ``G`` with the optimisations above; ``G`` is left untouched.
+
+    ``prepack`` (default: on for a CPU model when oneDNN is available and ``compile`` is off — inductor packs
+    its own weights) replaces the convolutions by :class:`PackedConv2d` (pre-packed weights, fused ReLU/Tanh).
+    ``autocast="bf16"`` runs in bfloat16 autocast (meant for CUDA; results change at the 1e-2 level).
+    ``max_batch`` splits larger batches into micro-batches (same images: in eval mode every norm is per
+    sample or fixed), bounding peak activation memory; ignored with ``return_extras``.
+    ``compile=True`` compiles lazily on the first call (``G'.compile_seconds`` records how long it took).
+    """
+    if attention not in ATTENTION_IMPLS:
+        raise ModelError(f"unknown attention implementation {attention!r}; expected one of {', '.join(ATTENTION_IMPLS)}")
+    if autocast not in (None, "bf16"):
+        raise ModelError(f"autocast must be None or 'bf16', got {autocast!r}")
+    if max_batch is not None and int(max_batch) < 1:
+        raise ModelError(f"max_batch must be a positive integer, got {max_batch!r}")
+    if isinstance(G, InferenceGenerator):
+        raise ModelError("this generator is already optimized; pass the original model")
+    model = G if inplace else copy.deepcopy(G)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    folded = fold_batchnorm(model) if fold_bn else 0
+    if prepack is None:
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        prepack = on_cpu and not compile and prepack_available()
+    elif prepack and not prepack_available():
+        raise ModelError("prepack=True needs a torch build with oneDNN (mkldnn) convolutions")
+    packed = prepack_convolutions(model) if prepack else 0
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
+                              compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
+                              max_batch=max_batch)

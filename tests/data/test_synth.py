@@ -1,0 +1,292 @@
+"""The synthetic-people generator: CLI on real folders, determinism, splits, and keypoints vs. pixels."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from posetransfer import cli
+from posetransfer.data import keypoints as K
+from posetransfer.data import synth
+from posetransfer.data.prepare import find_split_files, identity_of
+from posetransfer.errors import DataError, PoseError
+
+MAGENTA = np.array([255, 0, 255])
+
+
+def run_cli(*args: str) -> int:
+    return cli.main(["synth", *args])
+
+
+def read_split(root, split):
+    images, ann_csv, pairs_csv = find_split_files(root, split)
+    annotations = K.read_annotations(ann_csv)
+    return images, annotations, K.read_pairs(pairs_csv, known_names=annotations)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "market"
+    assert run_cli("--out", str(root), "--identities", "5", "--poses", "4", "--seed", "3") == 0
+    return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout and loading
+# --------------------------------------------------------------------------------------------------
+def test_cli_writes_the_patn_layout_that_pair_dataset_loads(market, capsys):
+    meta = json.loads((market / "dataset.json").read_text())
+    assert meta["kind"] == "market" and meta["size"] == [128, 64] and meta["synthetic"] is True
+    assert (meta["seed"], meta["identities"], meta["poses"]) == (3, 5, 4)
+    assert meta["images"] == {"train": 16, "test": 4}  # default: 20% of the people in test
+    for split in ("train", "test"):
+        images, annotations, pairs = read_split(market, split)
+        assert sorted(p.name for p in images.iterdir()) == sorted(annotations)
+        assert len(pairs) == meta["pairs"][split] > 0
+        for name in annotations:
+            assert re.fullmatch(r"\d{4}_c[1-6]s[1-6]_\d{6}_01\.jpg", name), name
+            with Image.open(images / name) as img:
+                assert img.format == "JPEG" and img.size == (64, 128)
+    torch = pytest.importorskip("torch")
+    from posetransfer.data.dataset import PairDataset
+
+    data = PairDataset(market, "train")
+    item = data[0]
+    assert data.kind == "market" and data.size == (128, 64)
+    assert item["source_image"].shape == (3, 128, 64) and item["target_heatmaps"].shape == (18, 128, 64)
+    assert item["source_name"] != item["target_name"]
+    assert identity_of(item["source_name"], "market") == identity_of(item["target_name"], "market")
+    assert torch.isfinite(item["target_image"]).all()
+
+
+def test_fashion_size_writes_deepfashion_names_and_256x176_images(tmp_path):
+    root = tmp_path / "fashion"
+    assert run_cli("--out", str(root), "--size", "fashion", "--identities", "3", "--poses", "2",
+                   "--test-identities", "1") == 0
+    assert (root / "fasion-resize-annotation-train.csv").is_file()
+    images, annotations, pairs = read_split(root, "train")
+    assert len(annotations) == 4 and len(pairs) == 4
+    for name in annotations:
+        assert re.fullmatch(r"fashion(WOMEN|MEN)[A-Za-z_]+id\d{10}_\d+(front|side|back|additional)\.jpg", name), name
+        assert re.fullmatch(r"id\d{10}", identity_of(name, "fashion"))
+        with Image.open(images / name) as img:
+            assert img.size == (176, 256)
+    assert json.loads((root / "dataset.json").read_text())["size"] == [256, 176]
+
+
+def test_identities_are_disjoint_across_splits_and_pairs_stay_within_one_person(market):
+    ids = {}
+    for split in ("train", "test"):
+        _, annotations, pairs = read_split(market, split)
+        ids[split] = {identity_of(n, "market") for n in annotations}
+        assert all(identity_of(a, "market") == identity_of(b, "market") and a != b for a, b in pairs)
+    assert len(ids["train"]) == 4 and len(ids["test"]) == 1
+    assert not ids["train"] & ids["test"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------------------------------
+def files_of(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_identical_bytes_whatever_the_worker_count(tmp_path, market):
+    again = synth.generate_dataset(tmp_path / "again", "market", identities=5, poses=4, seed=3, workers=2)
+    assert files_of(again) == files_of(market)
+
+
+def test_different_seeds_give_different_people(tmp_path, market):
+    other = synth.generate_dataset(tmp_path / "other", "market", identities=5, poses=4, seed=4)
+    a, b = files_of(market), files_of(other)
+    assert a["market-annotation-train.csv"] != b["market-annotation-train.csv"]
+    first = lambda files: next(v for k, v in files.items() if k.startswith("train/"))  # noqa: E731
+    assert first(a) != first(b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Keypoints agree with the drawing
+# --------------------------------------------------------------------------------------------------
+def test_annotated_keypoints_are_inside_the_image_or_missing(market):
+    for split in ("train", "test"):
+        _, annotations, _ = read_split(market, split)
+        for name, kp in annotations.items():
+            present = ~K.missing_mask(kp)
+            assert (kp[present] >= 0).all() and (kp[present, 0] < 128).all() and (kp[present, 1] < 64).all()
+            assert present[list(K.REQUIRED_FOR_PAIRS)].all(), name  # shoulders and hips are kept
+
+
+@pytest.mark.parametrize("size", ["market", "fashion"])
+def test_person_is_drawn_exactly_on_the_keypoints(size):
+    """On a flat magenta backdrop: every visible joint is on the person, the skeleton mask is covered by
+    the person and pixels far from the skeleton are backdrop."""
+    h, w = synth.SIZES[size]
+    backdrop = np.broadcast_to(MAGENTA.astype(np.uint8), (h, w, 3)).copy()
+    inside, far = [], []
+    for seed in range(12):
+        image, kp = synth.render_person(seed, seed + 100, size, background=backdrop)
+        assert image.shape == (h, w, 3) and image.dtype == np.uint8 and kp.shape == (18, 2)
+        person = np.abs(image.astype(int) - MAGENTA).sum(axis=2) > 60
+        present = ~K.missing_mask(kp)
+        assert present.sum() >= 8
+        assert person[kp[present, 0], kp[present, 1]].all(), f"seed {seed}: a visible joint is on the backdrop"
+        mask = K.pose_mask(kp, (h, w))
+        inside.append(person[mask].mean())
+        radius = 0.1 * h  # wider than any limb, head or skirt
+        far_away = ndimage.distance_transform_edt(~mask) > radius
+        far.append(person[far_away].mean())
+    assert np.mean(inside) > 0.85
+    assert np.mean(far) < 0.02
+
+
+def test_hidden_face_points_are_missing_in_back_and_side_views():
+    ix = K.JOINT_INDEX
+    for seed in range(6):
+        ident = synth.sample_identity(seed)
+        _, back = synth.render_person(ident, synth.PoseParams(view="back", family="stand", yaw=180.0))
+        assert (back[[ix["nose"], ix["r_eye"], ix["l_eye"]]] == -1).all()
+        _, side = synth.render_person(ident, synth.PoseParams(view="side", family="stand", yaw=90.0))
+        ears = side[[ix["r_ear"], ix["l_ear"]]]
+        assert ((ears == -1).all(axis=1)).sum() == 1  # the far ear
+        _, front = synth.render_person(ident, synth.PoseParams(view="front", family="stand", yaw=0.0))
+        assert (front[[ix["nose"], ix["r_eye"], ix["l_eye"]]] >= 0).all()
+        assert front[ix["r_shoulder"], 1] < front[ix["l_shoulder"], 1]  # the person's right on the image left
+
+
+def test_a_hand_behind_the_back_is_missing_in_front_view_but_not_from_behind():
+    ix = K.JOINT_INDEX
+    hidden = shown = 0
+    for seed in range(6):
+        ident = synth.sample_identity(seed)
+        for yaw, counter in ((0.0, "front"), (180.0, "back")):
+            pose = synth.sample_pose(seed, view="front", family="behind")
+            pose = synth.PoseParams(**{**pose.__dict__, "yaw": yaw, "head_turn": 0.0})
+            _, kp = synth.render_person(ident, pose)
+            wrists = kp[[ix["r_wrist"], ix["l_wrist"]]]
+            if counter == "front":
+                hidden += int((wrists == -1).all(axis=1).sum())
+            else:
+                shown += int((wrists >= 0).all(axis=1).sum())
+    assert hidden >= 8 and shown >= 8
+
+
+def test_drawing_through_given_keypoints_returns_them():
+    _, kp = synth.render_person(1, 2, "fashion")
+    ident = synth.sample_identity(9, "fashion")
+    image, again = synth.render_person(ident, kp, "fashion")
+    assert image.shape == (256, 176, 3)
+    assert np.array_equal(again, kp)
+    bad = kp.copy()
+    bad[[K.JOINT_INDEX["r_hip"]]] = -1
+    with pytest.raises(PoseError):
+        synth.render_person(ident, bad, "fashion")
+
+
+# --------------------------------------------------------------------------------------------------
+# Hard but learnable: poses vary a lot, appearance stays with the person
+# --------------------------------------------------------------------------------------------------
+def torso_colour(image, kp):
+    """Median colour along the spine between chest and belly."""
+    ix = K.JOINT_INDEX
+    neck = kp[ix["neck"]].astype(float)
+    hip = (kp[ix["r_hip"]] + kp[ix["l_hip"]]) / 2.0
+    samples = []
+    for f in np.linspace(0.35, 0.75, 9):
+        y, x = np.rint(neck + (hip - neck) * f).astype(int)
+        samples.append(image[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3))
+    return np.median(np.concatenate(samples), axis=0)
+
+
+def test_poses_move_the_body_a_lot_while_clothes_stay_with_the_person():
+    displacement, colours = [], []
+    for person in range(10):
+        ident, plan = synth.plan_identity(11, "market", person, 5)
+        kps, cols = [], []
+        for k, (_, view, camera) in enumerate(plan):
+            image, kp = synth.render_dataset_image(11, "market", person, k, view, camera, ident=ident)
+            kps.append(kp)
+            cols.append(torso_colour(image, kp))
+        colours.append(np.array(cols))
+        for a, b in itertools.combinations(kps, 2):
+            both = ~K.missing_mask(a) & ~K.missing_mask(b)
+            displacement.append(np.linalg.norm((a - b)[both], axis=1).mean())
+    assert np.mean(displacement) > 8.0  # pixels, in 128x64 images
+    assert np.percentile(displacement, 25) > 4.0
+    within = np.mean([np.linalg.norm(c - c.mean(axis=0), axis=1).mean() for c in colours])
+    means = [c.mean(axis=0) for c in colours]
+    between = np.mean([np.linalg.norm(a - b) for a, b in itertools.combinations(means, 2)])
+    assert within < 0.7 * between
+
+
+def test_views_and_pose_families_are_all_used():
+    views, families = set(), set()
+    for seed in range(200):
+        pose = synth.sample_pose(seed)
+        views.add(pose.view)
+        families.add(pose.family)
+    assert views == set(synth.VIEWS) and families == set(synth.FAMILIES)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output folder safety and errors
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--identities", "1"], "identities must be at least 2"),
+    (["--poses", "1"], "poses must be at least 2"),
+    (["--identities", "3", "--test-identities", "3"], "test identities must be fewer"),
+    (["--seed", "-2"], "seed must be at least 0"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    assert run_cli("--out", str(tmp_path / "ds"), *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_refuses_a_foreign_folder_unless_overwrite(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    assert run_cli("--out", str(folder), "--identities", "2", "--poses", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert str(folder) in err and "--overwrite" in err and "\n" not in err
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert run_cli("--out", str(folder), "--identities", "2", "--poses", "2", "--overwrite") == 0
+    assert not (folder / "notes.txt").exists() and synth.is_synth_dataset(folder)
+
+
+def test_an_earlier_synthetic_dataset_is_replaced(tmp_path):
+    root = synth.generate_dataset(tmp_path / "ds", identities=3, poses=3, seed=1)
+    synth.generate_dataset(root, identities=2, poses=2, seed=2)
+    meta = json.loads((root / "dataset.json").read_text())
+    assert (meta["identities"], meta["seed"]) == (2, 2)
+    assert len(list((root / "train").iterdir())) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temporary folders left behind
+
+
+def test_an_interrupted_run_leaves_no_dataset(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(job):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(job)
+        return real(job)
+
+    real = synth._render_identity_job
+    monkeypatch.setattr(synth, "_render_identity_job", failing)
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate_dataset(tmp_path / "ds", identities=3, poses=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_library_errors_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match="market or fashion"):
+        synth.generate_dataset(tmp_path / "x", size="cityscapes")
+    with pytest.raises(DataError, match="identities must be an integer"):
+        synth.generate_dataset(tmp_path / "x", identities="many")

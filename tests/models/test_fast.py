@@ -1,0 +1,249 @@
+"""Every inference optimisation of posetransfer.models.fast gives the plain model's outputs.
+
+Tolerances (outputs are tanh images in [-1, 1]):
+* BN folding, channels_last, pre-packed oneDNN convolutions with fused activations, attention
+  implementations, their combination: max |Δ| ≤ 1e-5 (float32 rounding: folding reorders one multiply-add
+  per channel, channels_last, oneDNN's blocked kernels and the chunked / fused attention change summation
+  order);
+* torch.compile (inductor, tiny stand-in model — compiling a real generator cold takes ~1 min here):
+  max |Δ| ≤ 1e-5;
+* bf16 autocast (opt-in, *does* change results): max |Δ| ≤ 0.1.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from posetransfer.errors import ModelError
+from posetransfer.models import fast
+from posetransfer.models.base import Generator, GeneratorOutput
+from posetransfer.models.registry import build_generator, generator_names
+
+TOL = 1e-5
+SMALL = (64, 32)   # any multiple of 4 works; small keeps the suite fast
+TINY = {"patn": {"ngf": 8, "n_blocks": 2}, "apatn": {"ngf": 8, "n_blocks": 2}, "pona": {"ngf": 8, "n_blocks": 2},
+        "resnet": {"ngf": 8, "n_blocks": 2},
+        "flow": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32}}
+
+
+def _randomize(model: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics and non-zero attention gates (PoNA's γ, β start at 0, hiding the attention)."""
+    gen = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+        for name in ("gamma", "beta"):
+            p = getattr(m, name, None)
+            if isinstance(p, nn.Parameter):
+                p.data.fill_(0.7)
+    return model.eval()
+
+
+def _model(name: str, preset: str = "market", **extra) -> Generator:
+    torch.manual_seed(0)
+    return _randomize(build_generator(name, preset=preset, **{**TINY.get(name, {"ngf": 8}), **extra}))
+
+
+def make_inputs(batch: int = 1, size: tuple[int, int] = SMALL):
+    gen = torch.Generator().manual_seed(1)
+    h, w = size
+    return (torch.rand(batch, 3, h, w, generator=gen) * 2 - 1, torch.rand(batch, 18, h, w, generator=gen),
+            torch.rand(batch, 18, h, w, generator=gen))
+
+
+def _plain(model, inputs, impl: str | None = None):
+    ctx = fast.attention_impl(impl) if impl else torch.no_grad()
+    with torch.no_grad(), ctx:
+        return model(*inputs)
+
+
+def _maxdiff(a, b) -> float:
+    return float((a - b).abs().max())
+
+
+# ---- attention implementations -------------------------------------------------------------------
+@pytest.mark.parametrize("d_qk,d_v", [(16, 64), (64, 64), (96, 32)])
+@pytest.mark.parametrize("scale", [1.0, None])
+def test_attention_implementations_agree(d_qk, d_v, scale):
+    gen = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 300, d_qk, generator=gen), torch.randn(2, 280, d_qk, generator=gen)
+    v = torch.randn(2, 280, d_v, generator=gen)
+    reference = fast.explicit_attention(q, k, v, scale)
+    manual = torch.softmax(q @ k.transpose(1, 2) * (d_qk ** -0.5 if scale is None else scale), -1) @ v
+    assert _maxdiff(reference, manual) <= TOL
+    for impl in ("sdpa", "chunked", "padded", "auto"):
+        # chunk budget so small that the 300 query rows run in several chunks
+        out = fast.attention(q, k, v, scale=scale, impl=impl, chunk_bytes=2 * 280 * 4 * 40)
+        assert out.shape == (2, 300, d_v)
+        assert _maxdiff(out, reference) <= TOL, impl
+
+
+def test_chunked_attention_is_bitwise_the_explicit_product_per_row():
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 512, 8, generator=gen), torch.randn(1, 512, 8, generator=gen),
+               torch.randn(1, 512, 32, generator=gen))
+    out = fast.chunked_attention(q, k, v, 1.0, chunk_bytes=512 * 4 * 64)  # 64-row chunks
+    assert _maxdiff(out, fast.explicit_attention(q, k, v, 1.0)) <= 1e-6
+
+
+def test_unknown_attention_implementation_is_a_model_error():
+    with pytest.raises(ModelError, match="unknown attention implementation 'flash2'"):
+        with fast.attention_impl("flash2"):
+            pass
+
+
+@pytest.mark.parametrize("name,calls_per_block", [("apatn", 1), ("pona", 2)])
+@pytest.mark.parametrize("impl", ["sdpa", "explicit", "chunked", "padded", "auto"])
+def test_attention_switch_reaches_every_attention_and_keeps_outputs(name, calls_per_block, impl):
+    model = _model(name, "deepfashion", n_blocks=1)
+    inputs = make_inputs(batch=1)
+    with torch.no_grad():
+        reference = model(*inputs, return_extras=True).image   # explicit HW×HW matrices (model's own path)
+    with torch.no_grad(), fast.attention_impl(impl, chunk_bytes=32 * 128 * 4) as mode:  # 4 chunks of 32 rows
+        out = model(*inputs)
+    assert mode.calls == calls_per_block
+    assert _maxdiff(out, reference) <= TOL
+
+
+# ---- BatchNorm folding ---------------------------------------------------------------------------
+def test_fold_batchnorm_is_exact_and_removes_every_conv_bn_pair():
+    model = _model("patn", "market")
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs)
+    folded = copy.deepcopy(model)
+    assert fast.fold_batchnorm(folded) == n_bn
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert _maxdiff(_plain(folded, inputs), reference) <= TOL
+
+
+def test_instance_norm_is_not_folded():
+    model = _model("patn", "deepfashion")
+    assert fast.count_instance_norms(model) > 0
+    assert fast.fold_batchnorm(model) == 0
+
+
+def test_fold_batchnorm_refuses_training_mode():
+    model = _model("patn", "market").train()
+    with pytest.raises(ModelError, match="eval mode"):
+        fast.fold_batchnorm(model)
+
+
+# ---- pre-packed oneDNN convolutions --------------------------------------------------------------
+needs_onednn = pytest.mark.skipif(not fast.prepack_available(), reason="torch built without oneDNN")
+
+
+@needs_onednn
+def test_prepacked_convolutions_fuse_activations_and_keep_outputs():
+    model = _model("patn", "market")
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs)
+    packed = copy.deepcopy(model)
+    fast.fold_batchnorm(packed)
+    n_convs = sum(type(m) in (nn.Conv2d, nn.ConvTranspose2d) for m in model.modules())
+    assert fast.prepack_convolutions(packed) == n_convs
+    kinds = [m.activation for m in packed.modules() if isinstance(m, fast.PackedConv2d)]
+    assert kinds.count("tanh") == 1 and kinds.count("relu") >= 3 + 2 + 2   # encoders, decoder, blocks
+    assert not any(type(m) in (nn.Conv2d, nn.ConvTranspose2d, nn.ReLU, nn.Tanh) for m in packed.modules())
+    with torch.inference_mode():
+        assert _maxdiff(packed(*inputs), reference) <= TOL
+        assert _maxdiff(packed(*make_inputs(batch=1)), _plain(model, make_inputs(batch=1))) <= TOL  # new shape
+    # with autograd recording, the plain ops run (oneDNN's packed path has no backward)
+    x = inputs[0].clone().requires_grad_(True)
+    out = packed(x, *inputs[1:])
+    out.sum().backward()
+    assert _maxdiff(out.detach(), reference) <= TOL and x.grad is not None
+
+
+# ---- optimize_for_inference ----------------------------------------------------------------------
+@pytest.mark.parametrize("options", [
+    {"channels_last": True, "fold_bn": False, "prepack": False},
+    {"channels_last": False, "fold_bn": True, "prepack": False},
+    {"channels_last": True, "fold_bn": True, "prepack": False},
+    pytest.param({"channels_last": False, "fold_bn": True, "prepack": True}, marks=needs_onednn),
+    pytest.param({"channels_last": True, "fold_bn": True, "prepack": True}, marks=needs_onednn),
+])
+def test_each_option_alone_and_combined_keeps_patn_outputs(options):
+    model = _model("patn", "market")
+    inputs = make_inputs(batch=2)
+    out = fast.optimize_for_inference(model, **options)(*inputs)
+    assert _maxdiff(out, _plain(model, inputs)) <= TOL
+    assert out.is_contiguous()
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_optimize_for_inference_keeps_every_generator_output(name):
+    if name not in generator_names():
+        pytest.fail(f"generator {name!r} is not registered")
+    preset = "deepfashion" if name == "apatn" else "market"
+    model = _model(name, preset)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs, impl="explicit")
+    optimized = fast.optimize_for_inference(model)
+    assert _maxdiff(optimized(*inputs), reference) <= TOL
+    extras = optimized(*inputs, return_extras=True)
+    assert isinstance(extras, GeneratorOutput) and _maxdiff(extras.image, reference) <= TOL
+    # the original is untouched: same weights, BN layers still there
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert optimized.arch == name
+
+
+def test_micro_batches_give_the_same_images():
+    model = _model("pona", "market", n_blocks=1)
+    inputs = make_inputs(batch=5)
+    out = fast.optimize_for_inference(model, max_batch=2)(*inputs)
+    assert out.shape[0] == 5 and _maxdiff(out, _plain(model, inputs)) <= TOL
+
+
+def test_optimized_model_is_inference_only():
+    optimized = fast.optimize_for_inference(_model("patn"))
+    with pytest.raises(ModelError, match="inference-only"):
+        optimized.train()
+    with pytest.raises(ModelError, match="already optimized"):
+        fast.optimize_for_inference(optimized)
+    with pytest.raises(ModelError, match="autocast"):
+        fast.optimize_for_inference(_model("patn"), autocast="fp8")
+
+
+def test_bf16_autocast_is_close_but_opt_in():
+    model = _model("patn", "market")
+    inputs = make_inputs(batch=1)
+    out = fast.optimize_for_inference(model, autocast="bf16")(*inputs)
+    assert out.dtype == torch.float32
+    assert _maxdiff(out, _plain(model, inputs)) <= 0.1
+
+
+# ---- torch.compile (tiny stand-in: cold inductor compiles of a real generator take ~1 min) ---------
+class _TinyGenerator(Generator):
+    """The op mix of a PATB on a few channels: reflect pad, conv, BN, ReLU, sigmoid mask, residual, concat."""
+
+    arch = "tiny"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                                   nn.ReLU(True))
+        self.pose = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(36, 4, 3))
+        self.out = nn.Conv2d(8, 3, 1)
+
+    def generate(self, source_image, source_heatmaps, target_heatmaps):
+        x = self.image(source_image)
+        mask = torch.sigmoid(self.pose(torch.cat((source_heatmaps, target_heatmaps), 1)))
+        x = mask * x + x
+        return GeneratorOutput(image=torch.tanh(self.out(torch.cat((x, mask), 1))))
+
+
+def test_compile_keeps_outputs_tiny_model():
+    model = _randomize(_TinyGenerator())
+    inputs = make_inputs(batch=1)
+    compiled = fast.optimize_for_inference(model, compile=True)
+    out = compiled(*inputs)
+    assert compiled.compile_seconds is not None and compiled.compile_seconds > 0
+    assert _maxdiff(out, _plain(model, inputs)) <= TOL

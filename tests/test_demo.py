@@ -1,0 +1,48 @@
+"""``posetransfer demo`` end to end with a couple of training steps: the report files and metrics structure
+(the quality claim is measured by running the full demo, not here)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from posetransfer.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--steps", "2", "--identities", "4", "--eval-pairs", "6",
+                 "--set", "train.batch_size=2", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert str(out / "report.html") in printed and "copy the source" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("model", "copy_source", "untrained"):
+        assert set(metrics[key]) == {"ssim", "l1"}
+        assert 0.0 <= metrics[key]["l1"] <= 2.0 and -1.0 <= metrics[key]["ssim"] <= 1.0
+    assert metrics["pairs"] == 6 and metrics["training"]["steps"] == 2
+    assert set(metrics["beats_baselines"]) == {"ssim", "l1"}
+    for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
+        assert (out / name).is_file(), name
+    assert "samples.png" in (out / "report.html").read_text()
+    from posetransfer.models.registry import load_generator
+
+    assert load_generator(out / "generator.safetensors").arch == "patn"
+    from posetransfer.io import read_image
+
+    grid = read_image(out / "samples.png")
+    assert grid.shape[1] == 5 * (64 + 4)          # source | pose | untrained | trained | target
+
+
+def test_demo_rejects_bad_options(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "x"), "--minutes", "0"]) == 2
+    assert "--minutes" in capsys.readouterr().err
