@@ -65,6 +65,8 @@ class _Engines:
                 self.inception = InceptionExtractor(inception_weights, protocol.inception_preprocess, device,
                                                     batch_size)
             except WeightsUnavailable as exc:
+                if inception_weights is not None:
+                    raise  # a file the user named must work; only the automatic lookup may come up empty
                 for m in wanted & INCEPTION_METRICS:
                     self.unavailable[m] = str(exc)
             else:
@@ -74,9 +76,9 @@ class _Engines:
                     from .weights.inception import PYTORCH_FID_FILE
                     from .weights import hub_checkpoint_dir
 
-                    reason = (f"IS needs the Inception classifier (logits), which {Path(self.inception.source.location).name}"
-                              f" does not contain; pass --inception-weights {PYTORCH_FID_FILE} or put that file "
-                              f"in {hub_checkpoint_dir()}")
+                    name = Path(self.inception.source.location).name
+                    reason = (f"IS needs the Inception classifier (logits), which {name} does not contain; pass "
+                              f"--inception-weights {PYTORCH_FID_FILE} or put that file in {hub_checkpoint_dir()}")
                     for m in wanted & {"is", "mask_is"}:
                         self.unavailable[m] = reason
                         self.weights.pop(m, None)
@@ -86,6 +88,8 @@ class _Engines:
             try:
                 self.lpips = LPIPSMetric(lpips_weights, device)
             except WeightsUnavailable as exc:
+                if lpips_weights is not None:
+                    raise
                 for m in wanted & {"lpips", "mask_lpips"}:
                     self.unavailable[m] = str(exc)
             else:
@@ -97,6 +101,8 @@ class _Engines:
             try:
                 self.detector = DetectionScore(detector_weights, detector_arch, device)
             except WeightsUnavailable as exc:
+                if detector_weights is not None:
+                    raise
                 self.unavailable["ds"] = str(exc)
             else:
                 self.weights["ds"] = self.detector.source.as_dict()

@@ -1,13 +1,13 @@
-"""``posetransfer prepare {deepfashion,market,pairs,annotate}``: raw downloads → the PATN dataset layout."""
+"""``posetransfer prepare {deepfashion,market,pairs}``: raw downloads → the PATN dataset layout."""
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
-from ..errors import DataError
 
-HELP = "prepare DeepFashion / Market-1501 in the PATN layout, build pairs CSVs, annotate images with poses"
+
+HELP = "prepare DeepFashion / Market-1501 in the PATN layout, build pairs CSVs (keypoints of new images: posetransfer keypoints)"
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--test-sample", type=int, default=None, help="keep this many seeded random pairs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(_prepare=_run_pairs)
-
-    p = sub.add_parser("annotate", help="annotation CSV for a folder of images with the built-in pose estimator")
-    p.add_argument("images", type=Path, help="image folder")
-    p.add_argument("out", type=Path, help="annotation CSV to write")
-    p.add_argument("--size", type=_size, default=None, help="required image size HxW, e.g. 128x64")
-    p.add_argument("--keep-failed", action="store_true",
-                   help="write an all -1 row for images where no person is found (default: leave them out)")
-    p.set_defaults(_prepare=_run_annotate)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -105,18 +97,6 @@ def _run_pairs(args: argparse.Namespace):
 
     n = make_pairs(args.annotation, args.kind, args.out, test_sample=args.test_sample, seed=args.seed)
     return f"{args.out}: {n} pairs"
-
-
-def _run_annotate(args: argparse.Namespace):
-    from ..data.prepare import annotate_images
-
-    try:
-        from ..pose import estimate_keypoints
-    except ImportError as exc:
-        raise DataError(f"pose estimator not available ({exc})") from None
-    report = annotate_images(args.images, args.out, estimate_keypoints, keep_failed=args.keep_failed,
-                             size=args.size)
-    return f"{args.out}: {report.written} images annotated, {len(report.failed)} without a pose"
 
 
 def run(args: argparse.Namespace) -> int:

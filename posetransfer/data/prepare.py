@@ -22,11 +22,11 @@ import shutil
 from dataclasses import dataclass, field
 from itertools import permutations
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
-from ..errors import DataError, PoseError
+from ..errors import DataError
 from ..io import atomic_path, read_image, save_image
 from . import keypoints as K
 
@@ -548,57 +548,4 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
                   test_sample=test_sample, seed=seed)
     _write_dataset_json(out, "market", K.MARKET_SIZE, src, report)
     log.info("%s", report.summary())
-    return report
-
-
-# --------------------------------------------------------------------------------------------------
-# Annotation CSV from images with any pose estimator
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class AnnotateReport:
-    written: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (image name, one-line reason)
-
-
-def annotate_images(image_dir: str | os.PathLike, out_csv: str | os.PathLike,
-                    estimator: Callable[[np.ndarray], np.ndarray], *, keep_failed: bool = False,
-                    size: tuple[int, int] | None = None,
-                    names: Iterable[str] | None = None) -> AnnotateReport:
-    """Write a PATN annotation CSV for the images of ``image_dir`` using ``estimator``.
-
-    ``estimator(uint8 H×W×3 RGB) -> (18, 2)`` (y, x) keypoints in that image's pixels, -1 missing; it
-    raises :class:`PoseError` when it finds nobody. Such images, and unreadable ones, are reported (a
-    warning each, and in the returned report); with ``keep_failed`` they get an all ``-1`` row (the PATN
-    convention for "no pose"), otherwise no row. Joints the estimator puts outside the image become missing.
-    ``size`` (H, W): every image must have it (dataset images). Rows follow sorted file names.
-    """
-    image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise DataError(f"{image_dir}: image folder not found")
-    if names is None:
-        names = sorted(n for n in os.listdir(image_dir) if n.lower().endswith(IMAGE_SUFFIXES))
-    names = list(names)
-    if not names:
-        raise DataError(f"{image_dir}: no images to annotate")
-    report = AnnotateReport()
-    rows: dict[str, np.ndarray] = {}
-    for name in names:
-        K.check_image_name(name, where=str(image_dir / name))
-        path = image_dir / name
-        try:
-            image = read_image(path, size)
-            kp = np.asarray(estimator(image))
-            kp = K.validate_keypoints(kp, where=f"{path} (estimator output)")
-            kp = K.crop_keypoints(kp, 0, 0, image.shape[:2])  # outside → missing
-        except (PoseError, DataError) as exc:
-            report.failed.append((name, str(exc)))
-            log.warning("%s", exc if str(path) in str(exc) else f"{path}: {exc}")
-            if keep_failed:
-                rows[name] = np.full((K.NUM_JOINTS, 2), K.MISSING, dtype=np.int64)
-            continue
-        rows[name] = kp
-        report.written += 1
-    if not rows:
-        raise DataError(f"{image_dir}: no image could be annotated ({report.failed[0][1]})")
-    K.write_annotations(out_csv, rows)
     return report

@@ -22,6 +22,14 @@ HEADERS = {
 }
 FORMATS = {"lpips": "{:.4f}", "mask_lpips": "{:.4f}", "l1": "{:.4f}"}
 KIND_LABEL = {"market": "M", "fashion": "DF"}
+FALLBACK_MARK = "†"
+
+
+def _is_fallback(result: dict, metric: str) -> bool:
+    """True when ``metric`` was computed with a substitute network (the shift-tolerant LPIPS)."""
+    source = result.get("weights", {}).get(metric)
+    return (metric in ("lpips", "mask_lpips") and isinstance(source, dict)
+            and not str(source.get("network", "")).startswith("LPIPS"))
 
 
 def read_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -94,9 +102,12 @@ def render_table(results: list[dict], layout: str | None = None) -> str:
             if k != kind or m not in metrics:
                 cells.append("–")
             else:
-                cells.append(_format(m, metrics[m]))
+                cells.append(_format(m, metrics[m]) + (FALLBACK_MARK if _is_fallback(result, m) else ""))
         lines.append("| " + " | ".join([_measured_label(result), f"**measured** [{i}]", *cells]) + " |")
         notes.append(f"[{i}] {_measured_notes(result)}.")
+    if any(_is_fallback(r, m) for r in results for m in r.get("metrics", {})):
+        notes.append(f"{FALLBACK_MARK} computed with the offline shift-tolerant LPIPS (stlpips-pytorch), not the "
+                     f"published LPIPS v0.1 AlexNet: not comparable with published LPIPS values.")
     lines += ["", "Published and measured rows use different tools (see the notes): compare measured rows "
                   "with each other; published numbers are for orientation.", ""]
     return "\n".join(lines + notes) + "\n"

@@ -119,7 +119,10 @@ def padded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
 
 
 def _sdpa_4d(query, key, value, scale):
-    """SDPA with a head axis added to 3-D inputs (the fused GPU kernels require B×heads×N×d)."""
+    """SDPA with a head axis added to 3-D inputs (the fused GPU kernels require B×heads×N×d) and contiguous
+    operands: the fused kernels need a unit stride on the last axis, which ``x.flatten(2).transpose(1, 2)``
+    (how the models lay out positions) does not have — SDPA would silently take the HW×HW math path."""
+    query, key, value = query.contiguous(), key.contiguous(), value.contiguous()
     if query.dim() == 3:
         return _SDPA(query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=scale).squeeze(1)
     return _SDPA(query, key, value, scale=scale)

@@ -24,6 +24,13 @@ from torch import nn
 from ..errors import WeightsUnavailable
 from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir
 
+
+def _first_line(exc: BaseException) -> str:
+    """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ENV_VAR = "POSETRANSFER_ALEXNET_WEIGHTS"
 CHANNELS = (64, 192, 384, 256, 256)
@@ -125,7 +132,7 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsUnavailable(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from None
+        raise WeightsUnavailable(f"{path}: cannot read weights ({exc.__class__.__name__}: {_first_line(exc)})") from None
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path}: expected a state dict")
     return state

@@ -114,7 +114,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, pickle with code, ...: never let it through as a traceback
-        raise WeightsUnavailable(f"{path}: not a readable weights file ({exc.__class__.__name__}: {exc})") from None
+        if exc.__class__.__name__ == "UnpicklingError":
+            raise WeightsUnavailable(f"{path}: refused, the file holds pickled objects other than tensors "
+                                     "(loaded with weights_only=True)") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise WeightsUnavailable(f"{path}: not a readable weights file ({exc.__class__.__name__}: {first})") from None
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
     return state

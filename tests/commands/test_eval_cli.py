@@ -85,3 +85,14 @@ def test_eval_errors_are_one_line_and_exit_2(folders, tmp_path, capsys):
         assert main(["eval", *argv, "--no-progress"] if "--table" not in argv else ["eval", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (argv, err)
+
+
+def test_a_weights_file_named_by_the_user_must_load(folders, tmp_path, capsys):
+    root, gen = folders
+    bogus = tmp_path / "alexnet.pth"
+    bogus.write_bytes(b"not a checkpoint")
+    code = main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "fast", "--metrics", "lpips",
+                 "--lpips-weights", str(bogus), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {bogus}: cannot read weights")

@@ -13,10 +13,10 @@ from posetransfer.cli import main
 from posetransfer.data import keypoints as K
 from posetransfer.data.dataset import PairDataset
 from posetransfer.data.prepare import (
-    annotate_images, build_pairs, find_split_files, fit_to_frame, flatten_fashion_name, identity_of,
+    build_pairs, find_split_files, fit_to_frame, flatten_fashion_name, identity_of,
     make_pairs, prepare_deepfashion, prepare_market,
 )
-from posetransfer.errors import DataError, PoseError
+from posetransfer.errors import DataError
 
 
 def pose(h=128, w=64, missing=()):
@@ -248,37 +248,6 @@ def test_prepare_market_refuses_wrong_sizes(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# Annotation CSV from images with any estimator
-# ------------------------------------------------------------------------------------------------
-def test_annotate_images_with_a_stub_estimator(tmp_path, caplog):
-    images = tmp_path / "imgs"
-    images.mkdir()
-    for name, colour in (("a.jpg", 10), ("b.jpg", 200), ("c.jpg", 10)):
-        Image.new("RGB", (64, 128), (colour, colour, colour)).save(images / name)
-    (images / "broken.jpg").write_bytes(b"nope")
-
-    def estimator(image):
-        if image.mean() > 100:
-            raise PoseError("no person found")
-        kp = pose()
-        kp[3] = (500, 3)                         # outside → missing in the CSV
-        return kp
-
-    out = tmp_path / "ann.csv"
-    report = annotate_images(images, out, estimator)
-    assert report.written == 2
-    assert [f[0] for f in report.failed] == ["b.jpg", "broken.jpg"]
-    assert "no person found" in report.failed[0][1] and str(images / "broken.jpg") in report.failed[1][1]
-    ann = K.read_annotations(out, size=(128, 64))
-    assert list(ann) == ["a.jpg", "c.jpg"] and tuple(ann["a.jpg"][3]) == (-1, -1)
-    annotate_images(images, out, estimator, keep_failed=True)
-    ann = K.read_annotations(out)
-    assert list(ann) == ["a.jpg", "b.jpg", "broken.jpg", "c.jpg"] and K.missing_mask(ann["b.jpg"]).all()
-    with pytest.raises(DataError, match="no image could be annotated"):
-        annotate_images(images, tmp_path / "none.csv", lambda im: (_ for _ in ()).throw(PoseError("nobody")))
-
-
-# ------------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------------
 def test_cli_prepare_pairs_and_market(tmp_path, capsys):
@@ -311,24 +280,3 @@ def test_cli_entry_point_exit_code(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {bad}:2 (a.jpg): keypoints_y has 1 values, 18 expected"
-
-
-def test_cli_prepare_annotate_uses_the_pose_estimator(tmp_path, capsys, monkeypatch):
-    images = tmp_path / "photos"
-    images.mkdir()
-    for name in ("x.jpg", "y.png"):
-        Image.new("RGB", (64, 128), (120, 30, 30)).save(images / name)
-    calls = []
-
-    def fake_estimator(image):
-        calls.append(image.shape)
-        return pose()
-
-    monkeypatch.setattr("posetransfer.pose.estimate_keypoints", fake_estimator, raising=False)
-    out = tmp_path / "ann.csv"
-    assert main(["prepare", "annotate", str(images), str(out), "--size", "128x64"]) == 0
-    assert calls == [(128, 64, 3), (128, 64, 3)]
-    assert list(K.read_annotations(out)) == ["x.jpg", "y.png"]
-    assert "2 images annotated, 0 without a pose" in capsys.readouterr().out
-    assert main(["prepare", "annotate", str(images), str(out), "--size", "100x64"]) == 2
-    assert "no image could be annotated" in capsys.readouterr().err

@@ -130,7 +130,22 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_noise(extractor):
     assert 0.5 < scores[0] < scores[1]
 
 
-def test_real_set_statistics_are_cached_by_content(extractor, tmp_path):
+class PixelFeatures:
+    """A cheap stand-in extractor (2048 grey pixels of a 32×64 thumbnail) for testing the cache logic only."""
+
+    calls = 0
+
+    def identity(self) -> str:
+        return "pixels-32x64"
+
+    def __call__(self, images):
+        PixelFeatures.calls += len(images)
+        thumbs = [np.asarray(Image.fromarray(im).convert("L").resize((64, 32)), np.float64).ravel() for im in images]
+        return torch.from_numpy(np.stack(thumbs)), None
+
+
+def test_real_set_statistics_are_cached_by_content(tmp_path):
+    extractor = PixelFeatures()
     folder = tmp_path / "train"
     folder.mkdir()
     files = []
@@ -144,14 +159,22 @@ def test_real_set_statistics_are_cached_by_content(extractor, tmp_path):
     first = real_set_statistics(files, extractor, (128, 64), cache_dir=cache)
     assert first.cache == "miss" and first.n == 3 and first.resized == 1
     assert list((cache / "fid").glob("*.npz")) and not list((cache / "fid").glob("*.tmp"))
+    calls = PixelFeatures.calls
     second = real_set_statistics(files, extractor, (128, 64), cache_dir=cache)
-    assert second.cache == "hit"
+    assert second.cache == "hit" and PixelFeatures.calls == calls  # nothing recomputed
     np.testing.assert_array_equal(first.sigma, second.sigma)
-    # touching a file (new mtime) or asking for another resolution invalidates the entry
+    np.testing.assert_array_equal(first.mu, second.mu)
+    # touching a file (new mtime), another resolution or another file list invalidates the entry
     stamp = time.time() + 5
     os.utime(files[0], (stamp, stamp))
     assert real_set_statistics(files, extractor, (128, 64), cache_dir=cache).cache == "miss"
+    assert real_set_statistics(files, extractor, (64, 32), cache_dir=cache).cache == "miss"
+    assert real_set_statistics(files[:2], extractor, (128, 64), cache_dir=cache).cache == "miss"
     assert real_set_statistics(files[:2], extractor, (128, 64), cache_dir=cache, use_cache=False).cache == "off"
+    # a corrupt cache entry is recomputed, not trusted
+    for entry in (cache / "fid").glob("*.npz"):
+        entry.write_bytes(b"garbage")
+    assert real_set_statistics(files, extractor, (128, 64), cache_dir=cache).cache == "miss"
 
 
 def test_architecture_has_the_tf_quirks():

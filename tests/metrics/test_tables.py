@@ -81,3 +81,15 @@ def test_results_files_are_validated(tmp_path):
         read_results([tmp_path / "other.json"])
     with pytest.raises(DataError, match="gone.json: results file not found"):
         read_results([tmp_path / "gone.json"])
+
+
+def test_lpips_from_the_shift_tolerant_fallback_is_flagged():
+    fallback = {"network": "ST-LPIPS alex (shift-tolerant)", "kind": "package"}
+    standard = {"network": "LPIPS v0.1 alex", "kind": "hub-cache"}
+    results = [fake_results("gfla", "market", {"lpips": 0.25}, label="offline", weights={"lpips": fallback}),
+               fake_results("gfla", "market", {"lpips": 0.26}, label="online", weights={"lpips": standard})]
+    text = render_table(results)
+    rows = {r[0]: r for r in rows_of(text)}
+    assert "0.2500†" in rows["ours: offline"] and "0.2600" in rows["ours: online"]
+    assert "0.2600†" not in rows["ours: online"]
+    assert "† computed with the offline shift-tolerant LPIPS" in text

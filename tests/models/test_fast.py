@@ -99,16 +99,16 @@ def test_unknown_attention_implementation_is_a_model_error():
 
 
 @pytest.mark.parametrize("name,calls_per_block", [("apatn", 1), ("pona", 2)])
-@pytest.mark.parametrize("impl", ["sdpa", "explicit", "chunked", "padded", "auto"])
-def test_attention_switch_reaches_every_attention_and_keeps_outputs(name, calls_per_block, impl):
+def test_attention_switch_reaches_every_attention_and_keeps_outputs(name, calls_per_block):
     model = _model(name, "deepfashion", n_blocks=1)
     inputs = make_inputs(batch=1)
     with torch.no_grad():
         reference = model(*inputs, return_extras=True).image   # explicit HW×HW matrices (model's own path)
-    with torch.no_grad(), fast.attention_impl(impl, chunk_bytes=32 * 128 * 4) as mode:  # 4 chunks of 32 rows
-        out = model(*inputs)
-    assert mode.calls == calls_per_block
-    assert _maxdiff(out, reference) <= TOL
+    for impl in fast.ATTENTION_IMPLS:
+        with torch.no_grad(), fast.attention_impl(impl, chunk_bytes=32 * 128 * 4) as mode:  # 4 chunks of 32 rows
+            out = model(*inputs)
+        assert mode.calls == calls_per_block, impl
+        assert _maxdiff(out, reference) <= TOL, impl
 
 
 # ---- BatchNorm folding ---------------------------------------------------------------------------
@@ -165,11 +165,9 @@ def test_prepacked_convolutions_fuse_activations_and_keep_outputs():
 @pytest.mark.parametrize("options", [
     {"channels_last": True, "fold_bn": False, "prepack": False},
     {"channels_last": False, "fold_bn": True, "prepack": False},
-    {"channels_last": True, "fold_bn": True, "prepack": False},
-    pytest.param({"channels_last": False, "fold_bn": True, "prepack": True}, marks=needs_onednn),
-    pytest.param({"channels_last": True, "fold_bn": True, "prepack": True}, marks=needs_onednn),
+    pytest.param({"channels_last": False, "fold_bn": False, "prepack": True}, marks=needs_onednn),
 ])
-def test_each_option_alone_and_combined_keeps_patn_outputs(options):
+def test_each_option_alone_keeps_patn_outputs(options):
     model = _model("patn", "market")
     inputs = make_inputs(batch=2)
     out = fast.optimize_for_inference(model, **options)(*inputs)

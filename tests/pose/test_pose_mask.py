@@ -34,3 +34,25 @@ def test_missing_joints_shrink_the_mask():
     partial = K.pose_mask(no_legs, size)
     assert partial.sum() < full.sum()
     assert not partial[100, 26] and full[100, 26]
+
+
+def test_mask_covers_rendered_synthetic_people():
+    """On the synthetic people of posetransfer.data.synth (clothed bodies, not sticks), drawn on black: the mask
+    built from the returned keypoints lies on the body and covers most of it when every limb joint is visible."""
+    import pytest
+
+    synth = pytest.importorskip("posetransfer.data.synth")
+    limb_joints = [K.JOINT_INDEX[n] for n in ("r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
+                                              "l_wrist", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle")]
+    black = np.zeros((128, 64, 3), np.uint8)
+    checked = 0
+    for seed in range(8):
+        image, kp = synth.render_person(seed, size="market", background=black)
+        if (kp[limb_joints] < 0).any():
+            continue  # a limb is hidden: the mask legitimately misses it
+        body = image.astype(int).sum(axis=2) > 30
+        mask = K.pose_mask(kp, (128, 64))
+        assert (body & mask).sum() / body.sum() > 0.75, seed   # covers the body...
+        assert (body & mask).sum() / mask.sum() > 0.75, seed   # ...and little background
+        checked += 1
+    assert checked >= 3
