@@ -5,8 +5,9 @@
 
 Attention implementations (``posetransfer.models.fast.attention_impl``):
   explicit  softmax(QKᵀ)V with the full HW×HW matrix (the official codes' way)
-  sdpa      the models' own default: F.scaled_dot_product_attention; on CPU its flash kernel needs equal
-            query/value widths, which APATB and PoNA do not have, so it falls back to the math path
+  model     the models' own call, F.scaled_dot_product_attention on (B, HW, C) views; on CPU its flash kernel
+            needs equal query/value widths (APATB and PoNA have different ones) and unit-stride operands, so
+            it falls back to the math path that stores the HW×HW matrix
   chunked   the explicit product a block of query rows at a time ("auto" on CPU when widths differ)
   padded    SDPA with the query/key zero-padded to the value width, so the CPU flash kernel applies
 Time: in this process (median of ``--repeats`` single calls after a warm-up). Memory: a fresh subprocess
@@ -16,6 +17,7 @@ Writes ``benchmarks/results/attention_scaling.json`` and prints a Markdown table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from posetransfer import bench
 from posetransfer.models.fast import attention_impl
 
 MODELS = {"patn": ("PATN (9 PATBs)", {}), "apatn": ("APATN (5 APATBs)", {}), "pona": ("PoNA (3 blocks)", {})}
-IMPLS = ("explicit", "sdpa", "chunked", "padded")
+IMPLS = ("explicit", "model", "chunked", "padded")
 
 
 def attention_positions(size) -> int:
@@ -61,13 +63,15 @@ def main() -> None:
                        "positions": attention_positions(size), "loadavg_start": bench.machine_info().get("loadavg")}
                 if not args.no_time:
                     def call(impl=impl):
-                        with torch.no_grad(), attention_impl("sdpa" if impl == "none" else impl):
+                        own = impl in ("none", "model")
+                        with torch.no_grad(), (contextlib.nullcontext() if own else attention_impl(impl)):
                             model(*inputs)
                     t = bench.time_call(call, min_run_time=args.min_run_time, repeats=args.repeats)
                     row.update(time_s=t["median_s"], time_runs_s=t["runs_s"], time_method=t["method"])
                 if not args.no_memory:
                     spec = bench.MemorySpec(name=name, config=config, preset=preset, size=size, batch=1,
-                                            attention=None if impl == "none" else impl, threads=args.threads)
+                                            attention=None if impl in ("none", "model") else impl,
+                                            threads=args.threads)
                     row["memory"] = bench.measure_memory(spec)
                 row["loadavg_end"] = bench.machine_info().get("loadavg")
                 print(json.dumps(row), flush=True)
@@ -83,7 +87,7 @@ def main() -> None:
 def format_markdown(rows) -> str:
     lines = ["| Model | Input | HW positions | Attention | s / image | Peak mem (MiB) | Process peak (MiB) |",
              "|---|---|---|---|---|---|---|"]
-    order = {"explicit": 0, "sdpa": 1, "chunked": 2, "padded": 3, "none": 4}
+    order = {"explicit": 0, "model": 1, "chunked": 2, "padded": 3, "none": 4}
     rows = sorted(rows, key=lambda r: (r["size"][0], r["arch"], order.get(r["impl"], 9)))
     for r in rows:
         mem = r.get("memory") or {}

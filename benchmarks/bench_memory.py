@@ -79,6 +79,9 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     out = args.out or Path(__file__).parent / "results" / f"memory_{args.case}.json"
+    previous = json.loads(out.read_text())["rows"] if out.exists() else []
+    done = {r["index"] for r in rows}
+    rows = sorted([r for r in previous if r.get("index") not in done] + rows, key=lambda r: r.get("index", -1))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": bench.machine_info(), "rows": rows}, indent=2))
     print(format_markdown(rows))

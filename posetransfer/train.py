@@ -69,6 +69,7 @@ def train(config: dict[str, Any] | None, data: str | Path | None, out: str | Pat
                         config.get("name"))
         config = validate(apply_overrides(stored.state["config"], overrides), where=str(resume_from / "state.json"))
         data = data if data is not None else stored.state.get("data_root")
+        vgg_weights = vgg_weights if vgg_weights is not None else stored.state.get("vgg_weights")
     else:
         stored = None
         if config is None:
@@ -169,6 +170,10 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
         vgg_flow = VGGFeatures(FLOW_VGG_LAYERS, weights=vgg_weights).to(device)
         if not weights_used:
             weights_used.append(vgg_flow.source.as_dict())
+    if stored is not None and stored.state.get("weights") and weights_used and \
+            stored.state["weights"][0].get("location") != weights_used[0].get("location"):
+        log.warning("the perceptual VGG differs from the one this run started with (%s, now %s)",
+                    stored.state["weights"][0].get("location"), weights_used[0].get("location"))
     pools = {name: ImagePool(loss_cfg["pool_size"], seed=seed * 1000 + 10 * info.rank + i)
              for i, name in enumerate(discs)}
     gan_mode, gan_form = loss_cfg["gan_mode"], loss_cfg["gan_form"]
@@ -306,7 +311,8 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
                 save_image(run / "samples" / f"step_{step:08d}.png", grid)
             if step % train_cfg["checkpoint_every"] == 0 or is_last or out_of_time:
                 last_checkpoint = _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, info,
-                                        elapsed_before + time.time() - t_start, losses_f, weights_used)
+                                        elapsed_before + time.time() - t_start, losses_f, weights_used,
+                                        vgg_weights)
             if out_of_time:
                 status = "time-limit"
                 break
@@ -607,7 +613,8 @@ def _rank_state(pools: dict[str, ImagePool], info: D.DistInfo) -> dict[str, Any]
     return state
 
 
-def _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, info, elapsed, losses, weights_used):
+def _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, info, elapsed, losses, weights_used,
+          vgg_weights=None):
     ranks = D.gather_objects(_rank_state(pools, info), info)   # every rank takes part; rank 0 writes
     if not info.is_main:
         return None
@@ -638,6 +645,7 @@ def _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, in
         "time_seconds": round(elapsed, 3),
         "losses": losses,
         "weights": weights_used,
+        "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,   # a resumed run uses the same
     }
     folder = ckpt.save_checkpoint(run, step, G, discs, tensors, state, keep_last=cfg["train"]["keep_last"])
     return folder

@@ -90,7 +90,7 @@ def parse_keypoints_field(text: str | None, what: str) -> np.ndarray | None:
         return K.validate_keypoints(np.asarray(rows, dtype=np.float64), where=what)
     except PosetransferError as exc:
         raise RequestError(400, str(exc)) from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise RequestError(400, f"{what}: expected 18 [y, x] pairs as JSON ({exc.__class__.__name__})") from None
 
 

@@ -11,6 +11,8 @@ The pieces are shared by ``transfer``, ``animate``, ``reid-augment`` and ``serve
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 import logging
 import os
@@ -378,9 +380,12 @@ def transfer_files(model: Transferer, source: str | os.PathLike, target: Pose, o
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
+    # x.jpg and x.png must not both write out/x.png: a shared stem keeps its extension in the output name
+    stems = Counter(p.stem for p in images)
     for path in tqdm(images, desc="transfer", unit="img", disable=len(images) < 2):
+        stem = path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
         try:
-            report.written.extend(transfer_one(model, path, target_kp, out / f"{path.stem}.png",
+            report.written.extend(transfer_one(model, path, target_kp, out / f"{stem}.png",
                                                source_pose=pose_path, paste_back=paste_back,
                                                save_attention=save_attention, crop=crop, pad=pad))
             report.succeeded.append(path)

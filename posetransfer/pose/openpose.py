@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.keypoints import MISSING, NUM_JOINTS, validate_keypoints
+from ..data.keypoints import MAX_COORDINATE, MISSING, NUM_JOINTS, validate_keypoints
 from ..errors import DataError, PoseError
 from ..io import atomic_write_text
 
@@ -39,12 +39,24 @@ def _person_to_coco18(values: list, where: str, threshold: float) -> tuple[np.nd
     arr = np.asarray(values, dtype=np.float64).reshape(-1, 3)
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{where}: non-finite keypoint value")
+    if np.abs(arr[:, :2]).max(initial=0) > MAX_COORDINATE:
+        raise DataError(f"{where}: keypoint coordinate larger than {MAX_COORDINATE}")
     kp = np.full((NUM_JOINTS, 2), MISSING, dtype=np.int64)
     for joint, index in enumerate(order):
         x, y, c = arr[index]
         if c >= threshold and c > 0 and x >= 0 and y >= 0:
             kp[joint] = (int(round(y)), int(round(x)))
     return kp, float(arr[list(order), 2].sum())
+
+
+def _parse_size(value: object, path: Path) -> tuple[int, int]:
+    """Our JSON's ``"size": [H, W]``: two positive integers (integral floats accepted)."""
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v == int(v)
+        and 0 < v <= MAX_COORDINATE for v in value)
+    if not ok:
+        raise DataError(f"{path}: 'size' must be [H, W] positive integers")
+    return int(value[0]), int(value[1])
 
 
 def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = None,
@@ -72,8 +84,8 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
             kp = validate_keypoints(kp.astype(np.float64), where=where)
         except (TypeError, ValueError):
             raise DataError(f"{path}: 'keypoints' must contain numbers") from None
-        if size is None and isinstance(doc.get("size"), list) and len(doc["size"]) == 2:
-            size = (int(doc["size"][0]), int(doc["size"][1]))
+        if size is None and "size" in doc:
+            size = _parse_size(doc["size"], path)
     elif "people" in doc:
         people = doc["people"]
         if not isinstance(people, list):

@@ -35,3 +35,12 @@ def assert_all_params_get_gradient(model: torch.nn.Module, loss: torch.Tensor) -
 @pytest.fixture
 def grad_check():
     return assert_all_params_get_gradient
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

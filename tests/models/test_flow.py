@@ -24,15 +24,6 @@ STANDING = np.array([
 ])
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 def person_maps(size, shift=0, raise_arm=False):
     kp = STANDING.copy().astype(float)
     if raise_arm:

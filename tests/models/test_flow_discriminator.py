@@ -8,15 +8,6 @@ from posetransfer.errors import ModelError
 from posetransfer.models.registry import build_discriminator, discriminator_names
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.mark.parametrize("preset, size, layers", [("market", (128, 64), 3), ("deepfashion", (256, 176), 4)])
 def test_patch_logits_shape_and_gradient(preset, size, layers):
     d = build_discriminator("spectral_resnet", preset=preset, ndf=8, max_channels=16)

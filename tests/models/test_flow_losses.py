@@ -13,15 +13,6 @@ from posetransfer.models.flow_losses import (_max_similarity, affine_regularizat
                                              default_kernel_size, sampling_correctness_loss)
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 class StandIn(torch.nn.Module):
     """A fixed random conv net: 'relu3_1' at 1/4, 'relu4_1' at 1/8 (VGG's resolutions), counts its calls."""
 

@@ -17,15 +17,6 @@ TINY_OVERRIDES = ["model.ngf=4", "model.max_channels=16", "model.flow_ngf=4", "m
                   "loss.perceptual_layers=[relu1_1]", "loss.style_layers=[relu2_2]"]
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 @pytest.mark.parametrize("preset, batch, layers, scales", [("flow-market", 8, 3, [4]),
                                                            ("flow-deepfashion", 6, 4, [8, 4])])
 def test_presets_hold_the_paper_settings(preset, batch, layers, scales):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image, ImageDraw
 
@@ -23,15 +22,6 @@ from posetransfer.models.registry import build_generator
 SIZE = (128, 64)
 TINY = dict(ngf=4, max_channels=16, flow_ngf=8, flow_max_channels=32)
 
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 def _pose(rng: np.random.Generator, size=SIZE) -> np.ndarray:
     """Forward kinematics of a stick person with random limb angles, position and scale → (18, 2) (y, x)."""

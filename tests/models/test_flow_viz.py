@@ -13,15 +13,6 @@ from posetransfer.viz_flow import cell_box, flow_figure, flow_to_color, relation
 TINY = dict(ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 def test_flow_colours():
     zero = flow_to_color(torch.zeros(2, 4, 4))
     assert zero.dtype == np.uint8 and np.all(zero == 255)               # no motion = white

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import faultlib
-import numpy as np
 import pytest
 import torch
 

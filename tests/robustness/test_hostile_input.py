@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import io
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import pytest
 import torch
 
 from posetransfer.cli import main
-from posetransfer.data import keypoints as K
 from posetransfer.errors import PosetransferError
 from posetransfer.io import save_image
 

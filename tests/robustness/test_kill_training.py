@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import faultlib
-import pytest
 
 STEPS = 64
 CE = faultlib.CHECKPOINT_EVERY
