@@ -58,40 +58,55 @@ def main() -> None:
             model = bench.ModelSpec(label, name, config).build(preset).eval()
             inputs = bench.make_inputs(size, 1)
             impls = args.impls if name != "patn" else ["none"]
-            for impl in impls:
-                row = {"model": label, "arch": name, "size": list(size), "impl": impl,
-                       "positions": attention_positions(size), "loadavg_start": bench.machine_info().get("loadavg")}
-                if not args.no_time:
-                    def call(impl=impl):
+            new = {impl: {"model": label, "arch": name, "size": list(size), "impl": impl,
+                          "positions": attention_positions(size),
+                          "loadavg_start": bench.machine_info().get("loadavg")} for impl in impls}
+            if not args.no_time:
+                def make_call(impl):
+                    def call():
                         own = impl in ("none", "model")
                         with torch.no_grad(), (contextlib.nullcontext() if own else attention_impl(impl)):
                             model(*inputs)
-                    t = bench.time_call(call, min_run_time=args.min_run_time, repeats=args.repeats)
-                    row.update(time_s=t["median_s"], time_runs_s=t["runs_s"], time_method=t["method"])
+                    return call
+                # interleaved rounds: every implementation once per round, so load drifts hit all alike
+                timings = bench.time_interleaved({impl: make_call(impl) for impl in impls},
+                                                  min_run_time=args.min_run_time, repeats=args.repeats)
+                for impl, t in timings.items():
+                    new[impl].update(time_s=t["median_s"], time_runs_s=t["runs_s"], time_method=t["method"],
+                                     time_min_s=min(t["runs_s"]))
+            for impl in impls:
                 if not args.no_memory:
                     spec = bench.MemorySpec(name=name, config=config, preset=preset, size=size, batch=1,
                                             attention=None if impl in ("none", "model") else impl,
                                             threads=args.threads)
-                    row["memory"] = bench.measure_memory(spec)
-                row["loadavg_end"] = bench.machine_info().get("loadavg")
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+                    new[impl]["memory"] = bench.measure_memory(spec)
+                new[impl]["loadavg_end"] = bench.machine_info().get("loadavg")
+                print(json.dumps(new[impl]), flush=True)
+                rows.append(new[impl])
             del model
-    keep = [r for r in previous if not any((r["arch"], r["size"], r["impl"]) == (n["arch"], n["size"], n["impl"])
-                                            for n in rows)]
+    key = lambda r: (r["arch"], tuple(r["size"]), r["impl"])  # noqa: E731
+    old = {key(r): r for r in previous}
+    for r in rows:   # a timing-only (or memory-only) rerun keeps the other half of an earlier row
+        for field in ("memory",) if args.no_memory else ():
+            if field in old.get(key(r), {}):
+                r[field] = old[key(r)][field]
+        if args.no_time and "time_s" in old.get(key(r), {}):
+            r.update({k: v for k, v in old[key(r)].items() if k.startswith("time")})
+    done = {key(r) for r in rows}
+    keep = [r for r in previous if key(r) not in done]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": bench.machine_info(), "rows": keep + rows}, indent=2))
     print(format_markdown(keep + rows))
 
 
 def format_markdown(rows) -> str:
-    lines = ["| Model | Input | HW positions | Attention | s / image | Peak mem (MiB) | Process peak (MiB) |",
+    lines = ["| Model | Input | HW positions | Attention | s / image, median (min) | Peak mem (MiB) | Process peak (MiB) |",
              "|---|---|---|---|---|---|---|"]
     order = {"explicit": 0, "model": 1, "chunked": 2, "padded": 3, "none": 4}
     rows = sorted(rows, key=lambda r: (r["size"][0], r["arch"], order.get(r["impl"], 9)))
     for r in rows:
         mem = r.get("memory") or {}
-        t = f"{r['time_s']:.2f}" if "time_s" in r else "–"
+        t = f"{r['time_s']:.2f} ({min(r['time_runs_s']):.2f})" if "time_s" in r else "–"
         pm = f"{mem['peak_mib']:.0f}" if mem else "–"
         pp = f"{mem['process_peak_mib']:.0f}" if mem else "–"
         lines.append(f"| {r['model']} | {r['size'][0]}×{r['size'][1]} | {r['positions']} | {r['impl']} | {t} | "

@@ -75,18 +75,32 @@ def main() -> None:
                           "packed_convs": fast.packed_convolutions}
             fns[name] = (lambda fast=fast, inputs=inputs: fast(*inputs))
         runs = {name: [] for name in names}
+        cpu = {name: [] for name in names}
         for r in range(args.rounds):
             for name in names:
                 fns[name]()
-                m = Timer(stmt="fn()", globals={"fn": fns[name]}).blocked_autorange(min_run_time=args.min_run_time)
+                cpu_start = time.process_time()
+                m = Timer(stmt="fn()", globals={"fn": fns[name]}, num_threads=args.threads  # Timer's default is 1
+                          ).blocked_autorange(min_run_time=args.min_run_time)
+                cpu_used = time.process_time() - cpu_start
                 runs[name].append(m.median)
+                # CPU seconds per call (all threads), over the calls blocked_autorange made (its block-size
+                # estimate included): unlike wall time it does not grow while other processes hold the cores
+                calls = m.number_per_run * len(m.raw_times) + _estimate_calls(m)
+                cpu[name].append(cpu_used / calls)
             print(f"batch {batch} round {r + 1}/{args.rounds} load {bench.machine_info().get('loadavg')}", flush=True)
         base = statistics.median(runs[names[0]])
         rows = {}
         for name in names:
             med = statistics.median(runs[name])
-            rows[name] = {**info[name], "median_s": med, "runs_s": runs[name], "img_per_s": batch / med,
-                          "speedup": base / med}
+            # per-round ratios cancel the load level of each round (both variants ran within seconds)
+            ratios = [p / v for p, v in zip(runs[names[0]], runs[name])]
+            cpu_ratios = [p / v for p, v in zip(cpu[names[0]], cpu[name])]
+            rows[name] = {**info[name], "median_s": med, "min_s": min(runs[name]), "runs_s": runs[name],
+                          "cpu_s_per_call": statistics.median(cpu[name]), "cpu_runs_s": cpu[name],
+                          "cpu_speedup_round_median": statistics.median(cpu_ratios),
+                          "img_per_s": batch / med, "speedup": base / med,
+                          "speedup_round_median": statistics.median(ratios), "speedup_rounds": ratios}
         results["batches"][batch] = rows
     results["machine_end"] = bench.machine_info()
     out = args.out or Path(__file__).parent / "results" / f"fast_{args.model}_{args.preset}.json"
@@ -95,14 +109,27 @@ def main() -> None:
     print(format_markdown(results))
 
 
+def _estimate_calls(measurement) -> int:
+    """Calls blocked_autorange spent estimating its block size (number goes 1, 10, 100, ... up to the block)."""
+    n, calls = 1, 0
+    while n <= measurement.number_per_run:
+        calls += n
+        n *= 10
+    return calls
+
+
 def format_markdown(results: dict) -> str:
-    lines = ["| Variant | Batch | s / batch (median) | img/s | speed-up vs plain | max abs diff | compile s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| Variant | Batch | s / batch, median (min) | img/s | speed-up vs plain: ratio of medians "
+             "/ median of per-round ratios | CPU s / batch | CPU-time speed-up | max abs diff vs plain | compile s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for batch, rows in results["batches"].items():
         for name, r in rows.items():
             diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "–"
             comp = f"{r['compile_s']:.0f}" if r.get("compile_s") else "–"
-            lines.append(f"| {name} | {batch} | {r['median_s']:.3f} | {r['img_per_s']:.2f} | {r['speedup']:.2f}× "
+            per_round = r.get("speedup_round_median", r["speedup"])
+            lines.append(f"| {name} | {batch} | {r['median_s']:.3f} ({r.get('min_s', r['median_s']):.3f}) | "
+                         f"{r['img_per_s']:.2f} | {r['speedup']:.2f}× / {per_round:.2f}× | "
+                         f"{r.get('cpu_s_per_call', float('nan')):.3f} | {r.get('cpu_speedup_round_median', float('nan')):.2f}× "
                          f"| {diff} | {comp} |")
     lines.append("")
     lines.append(f"load average {results['machine_start'].get('loadavg')} → {results['machine_end'].get('loadavg')}, "

@@ -224,7 +224,9 @@ def time_call(fn: Callable[[], Any], *, min_run_time: float = 1.0, repeats: int 
             synchronize(device)
             medians.append(time.perf_counter() - start)
         else:
-            measurement = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+            # num_threads: Timer defaults to ONE thread while timing; keep the process' setting
+            measurement = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+                                ).blocked_autorange(min_run_time=min_run_time)
             medians.append(measurement.median)
     return {"median_s": statistics.median(medians), "runs_s": medians,
             "method": "perf_counter, one call per run" if slow else "blocked_autorange"}

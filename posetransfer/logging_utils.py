@@ -46,7 +46,7 @@ class RunLog:
 class Progress:
     """tqdm bar with the latest losses; tqdm computes it/s itself."""
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="it", dynamic_ncols=True,

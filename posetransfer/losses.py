@@ -143,7 +143,28 @@ def l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(generated.float(), target.float())
 
 
-class PerceptualLoss(nn.Module):
+class _FeatureLoss(nn.Module):
+    """A loss on frozen VGG features of the generated and the target image.
+
+    The trainer computes each image's features once and passes them to every feature loss (perceptual and
+    style share them); called alone, the loss runs the network itself. Target features never get gradients.
+    """
+
+    def __init__(self, vgg: nn.Module, layers: Iterable[str]) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.layers = tuple(layers)
+
+    def features(self, generated: torch.Tensor, target: torch.Tensor,
+                 target_features: dict[str, torch.Tensor] | None,
+                 generated_features: dict[str, torch.Tensor] | None):
+        gen = generated_features if generated_features is not None else self.vgg(generated)
+        with torch.no_grad():
+            tgt = target_features if target_features is not None else self.vgg(target)
+        return gen, {name: value.detach() for name, value in tgt.items()}
+
+
+class PerceptualLoss(_FeatureLoss):
     """Σ_layers w · mean|φ(generated) − φ(target)| with a frozen :class:`~posetransfer.weights.vgg.VGGFeatures`.
 
     The paper setting is one layer, relu1_2 (official ``vgg19.features[:4]``, target features detached).
@@ -151,9 +172,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, vgg: nn.Module, layers: Iterable[str] = ("relu1_2",),
                  weights: Sequence[float] | None = None) -> None:
-        super().__init__()
-        self.vgg = vgg
-        self.layers = tuple(layers)
+        super().__init__(vgg, layers)
         self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.layers)
         if len(self.weights) != len(self.layers):
             raise ValueError("PerceptualLoss: one weight per layer")
@@ -161,12 +180,10 @@ class PerceptualLoss(nn.Module):
     def forward(self, generated: torch.Tensor, target: torch.Tensor,
                 target_features: dict[str, torch.Tensor] | None = None,
                 generated_features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        gen = generated_features if generated_features is not None else self.vgg(generated)
-        with torch.no_grad():
-            tgt = target_features if target_features is not None else self.vgg(target)
+        gen, tgt = self.features(generated, target, target_features, generated_features)
         total = generated.new_zeros((), dtype=torch.float32)
         for name, weight in zip(self.layers, self.weights):
-            total = total + weight * F.l1_loss(gen[name].float(), tgt[name].detach().float())
+            total = total + weight * F.l1_loss(gen[name].float(), tgt[name].float())
         return total
 
 
@@ -177,21 +194,17 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
-class StyleLoss(nn.Module):
+class StyleLoss(_FeatureLoss):
     """Σ_layers mean|Gram(φ(generated)) − Gram(φ(target))| (structure-aware eq. 14, GFLA layers relu2_2..relu5_2)."""
 
     def __init__(self, vgg: nn.Module, layers: Iterable[str] = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")) -> None:
-        super().__init__()
-        self.vgg = vgg
-        self.layers = tuple(layers)
+        super().__init__(vgg, layers)
 
     def forward(self, generated: torch.Tensor, target: torch.Tensor,
                 target_features: dict[str, torch.Tensor] | None = None,
                 generated_features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        gen = generated_features if generated_features is not None else self.vgg(generated)
-        with torch.no_grad():
-            tgt = target_features if target_features is not None else self.vgg(target)
+        gen, tgt = self.features(generated, target, target_features, generated_features)
         total = generated.new_zeros((), dtype=torch.float32)
         for name in self.layers:
-            total = total + F.l1_loss(gram_matrix(gen[name]), gram_matrix(tgt[name].detach()))
+            total = total + F.l1_loss(gram_matrix(gen[name]), gram_matrix(tgt[name]))
         return total

@@ -46,3 +46,24 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
 def test_demo_rejects_bad_options(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "x"), "--minutes", "0"]) == 2
     assert "--minutes" in capsys.readouterr().err
+
+
+def test_time_budget_runs_the_constant_half_then_a_decay_that_ends_on_time(tmp_path, capsys):
+    """--minutes: the first session stops on time at the constant lr; the second decays to 0 at its last step."""
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--minutes", "0.1", "--identities", "4", "--eval-pairs", "4",
+                 "--set", "train.batch_size=2", "--set", "train.checkpoint_every=1000", "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    import yaml
+
+    optim = yaml.safe_load((out / "run" / "config.yaml").read_text())["optim"]
+    summary = json.loads((out / "run" / "summary.json").read_text())
+    # the decay starts where the constant-rate session stopped (on time) and ends at the planned last step
+    assert 1 <= optim["decay_start"] < optim["iterations"]
+    assert summary["start_step"] == optim["decay_start"]
+    assert summary["status"] in ("completed", "time-limit")
+    assert metrics["training"]["steps"] == summary["steps"] > optim["decay_start"]
+    if summary["status"] == "completed":
+        assert summary["steps"] == optim["iterations"]
+    assert summary["steady_iterations_per_second"] is None or summary["steady_iterations_per_second"] > 0

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .base import Generator, GeneratorOutput
+from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (ResnetBlock, attend, attention_matrix, attention_summary, check_dropout, conv_pair, encoder,
                      flatten_positions, init_normal, resolve_preset, transposed_decoder, with_resolved_config)
 from .registry import register_generator
@@ -115,7 +115,7 @@ def bilinear_decoder(dim: int, out_channels: int, norm: str, n_up: int = 2) -> n
     return nn.Sequential(*layers)
 
 
-class APATN(Generator):
+class APATN(AttentionMapGenerator):
     arch = "apatn"
 
     def __init__(self, ngf: int = 64, n_blocks: int = 5, norm: str = "instance", dropout: float = 0.5,
@@ -158,12 +158,6 @@ class APATN(Generator):
             out.extras = {"attention_matrices": matrices}
         return out
 
-    def generate(self, source_image, source_heatmaps, target_heatmaps) -> GeneratorOutput:
-        return self._run(source_image, source_heatmaps, target_heatmaps, keep=True)
-
-    def forward(self, source_image, source_heatmaps, target_heatmaps, return_extras: bool = False):
-        out = self._run(source_image, source_heatmaps, target_heatmaps, keep=return_extras)
-        return out if return_extras else out.image
 
 
 @register_generator("apatn")

@@ -47,3 +47,23 @@ class Generator(nn.Module):
                 target_heatmaps: torch.Tensor, return_extras: bool = False):
         out = self.generate(source_image, source_heatmaps, target_heatmaps)
         return out if return_extras else out.image
+
+
+class AttentionMapGenerator(Generator):
+    """A generator whose attention layers can keep their HW×HW maps (APATN, PoNA).
+
+    Why a separate path: the maps are large (HW×HW per layer), so they are computed only when asked for
+    (``generate`` or ``return_extras=True``); a plain call uses the fused attention and stores nothing.
+    Subclasses implement ``_run(source_image, source_heatmaps, target_heatmaps, keep)``.
+    """
+
+    def _run(self, source_image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor,
+             keep: bool) -> GeneratorOutput:
+        raise NotImplementedError
+
+    def generate(self, source_image, source_heatmaps, target_heatmaps) -> GeneratorOutput:
+        return self._run(source_image, source_heatmaps, target_heatmaps, keep=True)
+
+    def forward(self, source_image, source_heatmaps, target_heatmaps, return_extras: bool = False):
+        out = self._run(source_image, source_heatmaps, target_heatmaps, keep=return_extras)
+        return out if return_extras else out.image

@@ -44,7 +44,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Generator, GeneratorOutput
+from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (attend, attention_matrix, attention_summary, check_dropout, encoder, flatten_positions,
                      init_normal, norm_factory, resolve_preset, transposed_decoder,
                      with_resolved_config)
@@ -136,7 +136,7 @@ class GuidedAttn(nn.Module):
         return x, pose_next, matrix, self_matrix
 
 
-class PoNA(Generator):
+class PoNA(AttentionMapGenerator):
     arch = "pona"
 
     def __init__(self, ngf: int = 64, n_blocks: int = 3, norm: str = "instance", dropout: float = 0.5,
@@ -168,12 +168,6 @@ class PoNA(Generator):
             out.extras = {"attention_matrices": matrices, "self_attention_matrices": self_matrices}
         return out
 
-    def generate(self, source_image, source_heatmaps, target_heatmaps) -> GeneratorOutput:
-        return self._run(source_image, source_heatmaps, target_heatmaps, keep=True)
-
-    def forward(self, source_image, source_heatmaps, target_heatmaps, return_extras: bool = False):
-        out = self._run(source_image, source_heatmaps, target_heatmaps, keep=return_extras)
-        return out if return_extras else out.image
 
 
 @register_generator("pona")

@@ -18,11 +18,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsUnavailable
 from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir
+from .vgg import BlurDownsample  # the same anti-aliased subsampling in stlpips' AlexNet and VGG
 
 
 def _first_line(exc: BaseException) -> str:
@@ -72,19 +72,6 @@ def alexnet_backbone() -> _Slices:
 
     features = list(alexnet(weights=None).features)
     return _Slices(features, (0, 2, 5, 8, 10, 12))
-
-
-class BlurDownsample(nn.Module):
-    """Anti-aliased stride-2 downsampling (Zhang 2019): reflect-pad 2, fixed [1,2,1]ᵀ[1,2,1]/16 filter."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        a = torch.tensor([1.0, 2.0, 1.0])
-        filt = (a[:, None] * a[None, :]) / 16.0
-        self.register_buffer("filt", filt[None, None].repeat(channels, 1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.filt, stride=2, groups=x.shape[1])
 
 
 def shift_tolerant_alexnet_backbone() -> _Slices:

@@ -63,7 +63,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BlurDownsample(nn.Module):
-    """Anti-aliased stride-2 subsampling (reflect-pad 2, depthwise 3×3 binomial filter) as in stlpips' VGG.
+    """Anti-aliased stride-2 subsampling (Zhang 2019; reflect-pad 2, depthwise [1,2,1]ᵀ[1,2,1]/16 filter) as in
+    stlpips' shift-tolerant VGG and AlexNet.
 
     The filter is a buffer named ``filt`` so the package's state dict loads into it unchanged.
     """
