@@ -14,3 +14,15 @@ os.environ.setdefault("POSETRANSFER_OFFLINE", "1")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")`` (tests/models does for all).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

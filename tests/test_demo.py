@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from posetransfer.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):

@@ -30,12 +30,7 @@ from test_train import TINY, make_dataset  # noqa: E402  (shared tiny dataset wr
 TOLERANCE = 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_two_cpu_processes_match_one_process_with_the_same_global_batch(tmp_path):

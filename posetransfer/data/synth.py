@@ -37,7 +37,6 @@ from __future__ import annotations
 import bisect
 import colorsys
 import functools
-import io
 import json
 import logging
 import math
@@ -1647,14 +1646,19 @@ def make_scene(seed: int, kind: str, identity: int, camera: int) -> Scene:
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of a uint8 H×W×3 image (what the dataset files contain)."""
-    from PIL import Image
+    """JPEG bytes of a uint8 H×W×3 RGB image (what the dataset files contain).
 
-    h, w = image.shape[:2]
-    buf = io.BytesIO()
-    Image.frombuffer("RGB", (w, h), np.ascontiguousarray(image), "raw", "RGB", 0, 1).save(
-        buf, format="JPEG", quality=quality)
-    return buf.getvalue()
+    OpenCV's encoder (libjpeg-turbo, like Pillow's, same default 4:2:0 subsampling) costs 40 µs for a
+    128×64 image against Pillow's 100 µs, most of which is Pillow's per-call set-up: a tenth of the whole
+    per-image budget of the generator.
+    """
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays, which the renderer never makes
+        raise DataError(f"JPEG encoding failed for an image of shape {image.shape}")
+    return data.tobytes()
 
 
 def _render_identity_job(job: tuple) -> list[tuple[str, np.ndarray]]:

@@ -38,9 +38,5 @@ def grad_check():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is as fast as two and never spin-waits on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread_everywhere(one_thread):
+    """Every model test runs on one thread (the shared ``one_thread`` fixture of tests/conftest.py)."""
