@@ -34,20 +34,22 @@ PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": 
 
 
 def resolve_preset(preset: str | None, defaults: dict, overrides: dict,
-                   presets: dict[str, dict] | None = None) -> dict:
+                   presets: dict[str, dict] | None = None, kind: str | None = None) -> dict:
     """Merge ``defaults`` ← preset values ← explicit ``overrides`` (None values in overrides are ignored).
 
     ``presets`` maps preset name → option values; a model whose paper differs passes its own table.
+    ``kind`` names the model in the errors (an unknown preset or option is a ModelError).
     """
     presets = PRESETS if presets is None else presets
     config = dict(defaults)
     if preset is not None:
         if preset not in presets:
-            raise ModelError(f"unknown preset {preset!r}; known: {', '.join(presets)}")
+            raise ModelError(f"unknown {kind + ' ' if kind else ''}preset {preset!r}; known: {', '.join(presets)}")
         config.update(presets[preset])
     unknown = set(overrides) - set(defaults)
     if unknown:
-        raise ModelError(f"unknown model option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(defaults))}")
+        raise ModelError(f"unknown {kind or 'model'} option(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(defaults))}")
     config.update({k: v for k, v in overrides.items() if v is not None})
     return config
 

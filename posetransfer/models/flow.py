@@ -75,6 +75,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
+from .blocks import resolve_preset
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
 from .registry import register_generator
 
@@ -532,17 +533,7 @@ def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], so
 
 def resolve_config(preset: str | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """DEFAULTS ← PRESETS[preset] ← explicit overrides (unknown keys are a ModelError)."""
-    config = dict(DEFAULTS)
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ModelError(f"unknown flow preset {preset!r}; known: {', '.join(PRESETS)}")
-        config.update(PRESETS[preset])
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ModelError(f"unknown flow model option(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(DEFAULTS))}")
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    return config
+    return resolve_preset(preset, DEFAULTS, dict(overrides), PRESETS, kind="flow")
 
 
 @register_generator("flow")

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ModelError
+from .blocks import resolve_preset
 from .registry import register_discriminator
 
 DEFAULTS: dict[str, Any] = {"input_nc": 3, "ndf": 32, "max_channels": 128, "n_layers": 4, "spectral": True}
@@ -83,14 +84,5 @@ class SpectralResDiscriminator(nn.Module):
 @register_discriminator("spectral_resnet")
 def build_spectral_resnet(preset: str | None = None, **overrides: Any) -> SpectralResDiscriminator:
     """``build_discriminator("spectral_resnet", preset="market", input_nc=3)``."""
-    config = dict(DEFAULTS)
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ModelError(f"unknown spectral_resnet preset {preset!r}; known: {', '.join(PRESETS)}")
-        config.update(PRESETS[preset])
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ModelError(f"unknown spectral_resnet option(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(DEFAULTS))}")
-    config.update({k: v for k, v in overrides.items() if v is not None})
+    config = resolve_preset(preset, DEFAULTS, overrides, PRESETS, kind="spectral_resnet")
     return SpectralResDiscriminator(**config)
