@@ -14,7 +14,6 @@ Why here and not in the official ``tool/`` scripts: those are python2 / need pan
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -27,7 +26,7 @@ from typing import Literal, Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..io import atomic_path, read_image, save_image
+from ..io import atomic_path, read_image, read_json, save_image
 from . import keypoints as K
 
 log = logging.getLogger(__name__)
@@ -137,10 +136,7 @@ def read_dataset_json(root: str | os.PathLike) -> dict:
     path = Path(root) / "dataset.json"
     if not path.is_file():
         return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected a JSON object")
     return meta

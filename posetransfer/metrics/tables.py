@@ -7,12 +7,12 @@ torchvision DS detector, missing images).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Iterable
 
 from ..errors import DataError
+from ..io import read_json
 from .published import LAYOUT_FOR_PROTOCOL, LAYOUTS, PublishedTable
 
 HEADERS = {
@@ -39,10 +39,7 @@ def read_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
         path = Path(raw)
         if not path.is_file():
             raise DataError(f"{path}: results file not found")
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+        doc = read_json(path)
         if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or "dataset" not in doc:
             raise DataError(f"{path}: not a posetransfer eval results file (no 'metrics'/'dataset')")
         doc.setdefault("_file", str(path))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.keypoints import MAX_COORDINATE, MISSING, NUM_JOINTS, validate_keypoints
 from ..errors import DataError, PoseError
-from ..io import atomic_write_text
+from ..io import atomic_write_text, read_json
 
 #: BODY_25 index of each COCO-18 joint (MidHip 8 and the six foot points 19–24 are dropped).
 BODY25_TO_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -69,10 +69,7 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: keypoints file not found")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected a JSON object")
     where = str(path)
