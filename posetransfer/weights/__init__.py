@@ -62,3 +62,9 @@ def find_in_hub_cache(filename: str) -> Path | None:
 def env_path(variable: str) -> Path | None:
     value = os.environ.get(variable)
     return Path(value) if value else None
+
+
+def first_line(exc: BaseException) -> str:
+    """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

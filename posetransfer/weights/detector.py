@@ -14,13 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsUnavailable
-from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir
-
-
-def _first_line(exc: BaseException) -> str:
-    """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+from . import WeightsSource, announce, env_path, find_in_hub_cache, first_line, hub_checkpoint_dir
 
 
 ENV_VAR = "POSETRANSFER_DETECTOR_WEIGHTS"
@@ -68,7 +62,7 @@ def _load_into(arch: str, path: Path) -> torch.nn.Module:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsUnavailable(f"{path}: cannot read detector weights ({exc.__class__.__name__}: {_first_line(exc)})") from None
+        raise WeightsUnavailable(f"{path}: cannot read detector weights ({exc.__class__.__name__}: {first_line(exc)})") from None
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path}: expected a state dict of a torchvision detector")
     model = build_architecture(arch)

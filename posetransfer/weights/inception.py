@@ -37,13 +37,7 @@ from torch import nn
 from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC, InceptionD, InceptionE
 
 from ..errors import WeightsUnavailable
-from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir
-
-
-def _first_line(exc: BaseException) -> str:
-    """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
+from . import WeightsSource, announce, env_path, find_in_hub_cache, first_line, hub_checkpoint_dir
 
 
 log = logging.getLogger(__name__)
@@ -222,7 +216,7 @@ def load_state_dict_weights(path: Path, model: FIDInceptionV3) -> None:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not this format"
-        raise WeightsUnavailable(f"{path}: cannot read Inception weights ({exc.__class__.__name__}: {_first_line(exc)})") from None
+        raise WeightsUnavailable(f"{path}: cannot read Inception weights ({exc.__class__.__name__}: {first_line(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

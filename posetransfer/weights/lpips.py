@@ -21,14 +21,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsUnavailable
-from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir
+from . import WeightsSource, announce, env_path, find_in_hub_cache, first_line, hub_checkpoint_dir
 from .vgg import BlurDownsample  # the same anti-aliased subsampling in stlpips' AlexNet and VGG
-
-
-def _first_line(exc: BaseException) -> str:
-    """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -119,7 +113,7 @@ def _load(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsUnavailable(f"{path}: cannot read weights ({exc.__class__.__name__}: {_first_line(exc)})") from None
+        raise WeightsUnavailable(f"{path}: cannot read weights ({exc.__class__.__name__}: {first_line(exc)})") from None
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path}: expected a state dict")
     return state
