@@ -45,6 +45,8 @@ FLOW_VGG_LAYERS = ("relu3_1", "relu4_1")
 IMAGE_CHANNELS = 3
 #: steps excluded from the steady-state speed in the summary (first-call allocations, oneDNN kernel choice)
 WARMUP_STEPS = 2
+#: ``steps`` meaning "until ``max_seconds`` runs out" (the demo's constant-rate first half): no progress total
+UNBOUNDED_STEPS = 10 ** 7
 
 
 # ================================================================================================
@@ -206,8 +208,7 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
     D_train = {name: D.wrap(d, info) for name, d in discs.items()}
 
     board = Board(run, info.is_main)
-    # a time-limited session with an effectively unbounded step count (the demo's first half) has no total
-    bar = Progress(stop_step if stop_step - start_step < 10 ** 6 else None, start_step, progress and info.is_main)
+    bar = Progress(None if stop_step >= UNBOUNDED_STEPS else stop_step, start_step, progress and info.is_main)
     batches = loader.batches()
     last_checkpoint = stored.folder if stored is not None else None
     losses_f: dict[str, float] = {}
@@ -346,9 +347,7 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
             "session_seconds": round(time.time() - t_start, 3),
             "iterations_per_second": round((step - start_step) / max(1e-9, time.time() - t_start), 4),
             # the rate after warm-up: what sizes a time-budgeted schedule (posetransfer demo)
-            "steady_iterations_per_second": (round((step - start_step - WARMUP_STEPS) / max(1e-9, time.time() - t_warm),
-                                                   4) if t_warm is not None and step > start_step + WARMUP_STEPS
-                                             else None),
+            "steady_iterations_per_second": _steady_rate(step - start_step, t_warm),
             "final_losses": losses_f,
             "bad_samples": bad_samples,
             "bad_samples_skipped": len(bad_samples),
@@ -371,6 +370,13 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
 # ================================================================================================
 # Pieces the loop uses
 # ================================================================================================
+def _steady_rate(steps_done: int, t_warm: float | None) -> float | None:
+    """Steps per second after the first WARMUP_STEPS of a session (None when it ran no further)."""
+    if t_warm is None or steps_done <= WARMUP_STEPS:
+        return None
+    return round((steps_done - WARMUP_STEPS) / max(1e-9, time.time() - t_warm), 4)
+
+
 def learning_rate(step: int, optim: dict[str, Any]) -> float:
     """Constant, then linear to 0: lr · (1 − max(0, step − decay_start) / (iterations − decay_start))."""
     lr, start, total = optim["lr"], optim["decay_start"], optim["iterations"]

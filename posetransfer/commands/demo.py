@@ -23,10 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..demo import run_demo
+    from ..demo import DEFAULT_MINUTES, run_demo
     from ..errors import ConfigError
-
-    from ..demo import DEFAULT_MINUTES
 
     if args.minutes is None:
         args.minutes = DEFAULT_MINUTES
