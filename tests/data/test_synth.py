@@ -290,3 +290,59 @@ def test_library_errors_are_data_errors(tmp_path):
         synth.generate_dataset(tmp_path / "x", size="cityscapes")
     with pytest.raises(DataError, match="identities must be an integer"):
         synth.generate_dataset(tmp_path / "x", identities="many")
+
+
+def _blank_canvas(h: int = 40, w: int = 30) -> synth._Canvas:
+    return synth._Canvas(np.zeros((3, h, w), dtype=np.float32), (0.0, 0.0, 1.0), 0.5)
+
+
+def test_batched_capsules_match_each_capsule_drawn_alone():
+    """The flat pass over several capsules gives every capsule the geometry it has on its own."""
+    colour = np.ones(3, dtype=np.float32)
+    caps = [synth._Capsule((5.0, 5.0), (20.0, 30.0), 3.0, 2.0, 1, colour),
+            synth._Capsule((25.0, 2.0), (4.0, 12.0), 2.5, 2.5, 2, colour),
+            synth._Capsule((100.0, 100.0), (120.0, 110.0), 2.0, 2.0, 3, colour),   # off the canvas
+            synth._Capsule((15.0, 20.0), (15.0, 20.0), 4.0, 4.0, 4, colour)]       # a disc
+    cv = _blank_canvas()
+    batch = cv.capsules(caps)
+    assert batch.kept == [0, 1, 3]
+    for j, i in enumerate(batch.kept):
+        alone = cv.capsules([caps[i]])
+        seg = slice(batch.offsets[j], batch.offsets[j + 1])
+        assert batch.boxes[j] == alone.boxes[0]
+        for name in ("alpha", "t", "s"):
+            np.testing.assert_array_equal(getattr(batch, name)[seg], getattr(alone, name))
+    # coverage of the disc (centre (15, 20), radius 4): 1 inside, 1/2 on the circle, 0 beyond radius + 1/2
+    disc = cv.capsules([caps[3]])
+    ya, yb, xa, xb = disc.boxes[0]
+    alpha = disc.alpha.reshape(yb - ya, xb - xa)
+    assert alpha[20 - ya, 15 - xa] == 1.0 and alpha[20 - ya, 17 - xa] == 1.0
+    assert abs(alpha[20 - ya, 19 - xa] - 0.5) < 1e-5 and alpha[20 - ya, 20 - xa] == 0.0
+
+
+def test_capsule_layers_blend_in_depth_order_and_record_the_top_part():
+    """Pasted layers composite over the image (the nearer on top) and part_at reports the top one."""
+    cv = _blank_canvas()
+    red, blue = np.array([1, 0, 0], np.float32), np.array([0, 0, 1], np.float32)
+    caps = [synth._Capsule((5.0, 20.0), (25.0, 20.0), 3.0, 3.0, 1, red, flat=1.0),
+            synth._Capsule((15.0, 5.0), (15.0, 35.0), 3.0, 3.0, 2, blue, flat=1.0)]
+    batch = cv.capsules(caps)
+    keep, premultiplied = synth._colour_capsules(cv, caps, batch, scale=100.0)
+    for j, i in enumerate(batch.kept):
+        seg = slice(batch.offsets[j], batch.offsets[j + 1])
+        cv.paste(batch.boxes[j], keep[seg], premultiplied[:, seg], batch.alpha[seg], caps[i].part)
+    np.testing.assert_allclose(cv.img[:, 20, 15], blue)          # the crossing: the later (nearer) part
+    np.testing.assert_allclose(cv.img[:, 20, 7], red)
+    np.testing.assert_allclose(cv.img[:, 0, 0], 0.0)
+    assert (cv.part_at(20, 15), cv.part_at(20, 7), cv.part_at(0, 0)) == (2, 1, 0)
+
+
+def test_finish_rounds_and_saturates_the_planes_into_an_rgb_image():
+    planes = np.zeros((3, 2, 2), dtype=np.float32)
+    planes[0] = 1.0          # red: full
+    planes[1, 0, 0] = 0.5    # green: half, rounded
+    planes[2, 1, 1] = 3.0    # blue: above the range, saturated
+    image = synth._finish(planes, 1.0, (1.0, 1.0, 1.0))
+    assert image.dtype == np.uint8 and image.shape == (2, 2, 3) and image.flags["C_CONTIGUOUS"]
+    assert image[..., 0].tolist() == [[255, 255], [255, 255]]
+    assert image[0, 0, 1] == 128 and image[1, 1, 2] == 255 and image[0, 1, 2] == 0
