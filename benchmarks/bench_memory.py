@@ -7,7 +7,7 @@
 Cases:
   apatn-vs-patn  PATN (9 blocks) vs APATN (5 blocks; its bilinear decoder and PATN's transposed one) at
                  256×176, batch 8: plain model (models' own SDPA call), explicit attention, chunked attention
-                 and the optimize_for_inference() path.
+                 and the optimize_for_inference() path (with and without its per-sample decoder).
   pona-512       PoNA (3 blocks) at 512×352, batch 1: explicit attention vs the memory-efficient paths.
 Writes ``benchmarks/results/memory_<case>.json`` and prints a Markdown table.
 """
@@ -36,6 +36,7 @@ CASES = {
         _case("APATN (5 APATBs)", "apatn", {}, DF, 8, "plain"),
         _case("APATN (5 APATBs)", "apatn", {}, DF, 8, "plain", "chunked"),
         _case("APATN (5 APATBs)", "apatn", {}, DF, 8, "fast"),
+        _case("APATN (5 APATBs)", "apatn", {}, DF, 8, "fast", per_sample=False),
         _case("APATN (5 APATBs)", "apatn", {}, DF, 8, "fast", max_batch=1),
         _case(*APATN_T, DF, 8, "plain", "explicit"),
         _case(*APATN_T, DF, 8, "plain", "chunked"),

@@ -131,6 +131,9 @@ class APATN(AttentionMapGenerator):
         self.att = nn.ModuleList(APATBlock(dim, norm, dropout, fusion, pose_block) for _ in range(n_blocks))
         if decoder == "bilinear":
             self.stream1_up = bilinear_decoder(dim, 3, norm)
+            #: the inference fast path decodes one sample at a time (models/fast.py, PerSample): this decoder
+            #: keeps 256 channels up to full resolution and holds ~3/4 of APATN's memory at batch 8
+            self.per_sample_modules = ("stream1_up",)
         elif decoder == "transposed":
             self.stream1_up = transposed_decoder(ngf, 3, norm)
         else:

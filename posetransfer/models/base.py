@@ -34,6 +34,9 @@ class Generator(nn.Module):
     arch: str = ""
     #: how many pose channels each heatmap tensor has (18 for COCO-18)
     pose_channels: int = 18
+    #: submodules that hold most of the inference memory at full resolution; the CPU fast path
+    #: (``models.fast.optimize_for_inference``) runs them one sample at a time
+    per_sample_modules: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,6 +22,9 @@
   computes the same softmax(QKᵀ)V a block of query rows at a time (the arithmetic of every row is
   unchanged, so results are identical to the explicit product), ``"padded"`` zero-pads the query/key
   width so the flash kernel applies (zero columns add nothing to QKᵀ);
+* on CPU, runs the full-resolution modules a generator names in ``per_sample_modules`` one sample at a time
+  (:class:`PerSample`: APATN's 256-channel decoder, ~3/4 of its memory at batch 8; same images, since every
+  norm is per sample in eval mode);
 * optionally compiles it with ``torch.compile`` (inductor, with weight freezing: conv+ReLU / conv+add
   fusion and fused C++ kernels for the memory-bound ops — norm, activation, padding, mask multiply, concat);
 * optionally runs in bfloat16 autocast (CUDA; this one *does* change results, so it is off by default).
@@ -327,6 +330,36 @@ def prepack_convolutions(module: nn.Module) -> int:
     return replaced
 
 
+class PerSample(nn.Module):
+    """Runs ``module`` on one sample at a time and concatenates the results.
+
+    Why: a decoder that keeps many channels up to full resolution (APATN's TPAMI decoder: 256 channels at
+    256×176, 369 MiB per activation for a batch of 8) holds most of a model's inference memory, while at
+    full resolution one sample already fills the CPU's convolution kernels — decoding per sample costs
+    no time (measured) and divides that memory by the batch size. In eval mode every norm is per sample
+    (instance) or frozen (batch), so the images are the same as the batched decoder's.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            return self.module(x)
+        return torch.cat([self.module(sample) for sample in x.split(1)])
+
+
+def split_per_sample(model: nn.Module) -> list[str]:
+    """Wrap the submodules a generator names in ``per_sample_modules`` in :class:`PerSample`; their names."""
+    names = list(getattr(model, "per_sample_modules", ()))
+    for name in names:
+        module = getattr(model, name)
+        if not isinstance(module, PerSample):
+            setattr(model, name, PerSample(module))
+    return names
+
+
 # --------------------------------------------------------------------------------------------------
 # The wrapper
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +374,7 @@ class InferenceGenerator(Generator):
 
     def __init__(self, model: nn.Module, *, channels_last: bool, attention: str, autocast: str | None,
                  compiled: bool, folded: int, packed: int = 0, compile_options: dict | None = None,
-                 max_batch: int | None = None) -> None:
+                 max_batch: int | None = None, per_sample: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.model = model
         self.arch = getattr(model, "arch", "")
@@ -355,6 +388,8 @@ class InferenceGenerator(Generator):
         self.compiled = compiled
         #: run larger batches as micro-batches of this size (peak activation memory of ``max_batch`` images)
         self.max_batch = max_batch
+        #: submodules run one sample at a time (:class:`PerSample`)
+        self.per_sample = tuple(per_sample)
         #: seconds spent in the first (compiling) call; None until then or when not compiled
         self.compile_seconds: float | None = None
         self._calls = 0
@@ -366,7 +401,8 @@ class InferenceGenerator(Generator):
     def extra_repr(self) -> str:
         return (f"arch={self.arch!r}, channels_last={self.channels_last}, attention={self.attention!r}, "
                 f"folded_batchnorms={self.folded_batchnorms}, packed_convolutions={self.packed_convolutions}, "
-                f"compiled={self.compiled}, autocast={self.autocast}, max_batch={self.max_batch}")
+                f"compiled={self.compiled}, autocast={self.autocast}, max_batch={self.max_batch}, "
+                f"per_sample={self.per_sample}")
 
     def train(self, mode: bool = True):
         if mode:
@@ -401,7 +437,7 @@ class InferenceGenerator(Generator):
 
 def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bool = True, compile: bool = False,
                            attention: str = "auto", autocast: str | None = None, prepack: bool | None = None,
-                           max_batch: int | None = None, inplace: bool = False,
+                           max_batch: int | None = None, per_sample: bool | None = None, inplace: bool = False,
                            compile_options: dict | None = None) -> InferenceGenerator:
     """Return an inference-only copy of ``G`` with the optimisations above; ``G`` is left untouched.
 
@@ -410,6 +446,9 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     ``autocast="bf16"`` runs in bfloat16 autocast (meant for CUDA; results change at the 1e-2 level).
     ``max_batch`` splits larger batches into micro-batches (same images: in eval mode every norm is per
     sample or fixed), bounding peak activation memory; ignored with ``return_extras``.
+    ``per_sample`` (default: on for a CPU model) runs the memory-heavy full-resolution modules a generator
+    names in ``per_sample_modules`` one sample at a time (:class:`PerSample`; APATN's decoder). Off on GPU,
+    where a batch-1 convolution leaves the device underused.
     ``compile=True`` compiles lazily on the first call (``G'.compile_seconds`` records how long it took).
     """
     if attention not in ATTENTION_IMPLS:
@@ -431,8 +470,11 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     elif prepack and not prepack_available():
         raise ModelError("prepack=True needs a torch build with oneDNN (mkldnn) convolutions")
     packed = prepack_convolutions(model) if prepack else 0
+    if per_sample is None:
+        per_sample = all(p.device.type == "cpu" for p in model.parameters())
+    split = split_per_sample(model) if per_sample else []
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
                               compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
-                              max_batch=max_batch)
+                              max_batch=max_batch, per_sample=tuple(split))

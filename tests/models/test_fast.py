@@ -200,6 +200,24 @@ def test_micro_batches_give_the_same_images():
     assert out.shape[0] == 5 and _maxdiff(out, _plain(model, inputs)) <= TOL
 
 
+def test_apatn_decodes_one_sample_at_a_time_on_cpu_with_the_same_images():
+    model = _model("apatn", "deepfashion")
+    inputs = make_inputs(batch=3)
+    reference = _plain(model, inputs)
+    optimized = fast.optimize_for_inference(model)
+    assert optimized.per_sample == ("stream1_up",) and isinstance(optimized.model.stream1_up, fast.PerSample)
+    calls = []
+    optimized.model.stream1_up.module.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    assert _maxdiff(optimized(*inputs), reference) <= TOL
+    assert calls == [1, 1, 1]
+    batched = fast.optimize_for_inference(model, per_sample=False)
+    assert batched.per_sample == () and not isinstance(batched.model.stream1_up, fast.PerSample)
+    assert _maxdiff(batched(*inputs), reference) <= TOL
+    # PATN's decoder and APATN's transposed one are small: nothing to split
+    assert fast.optimize_for_inference(_model("patn")).per_sample == ()
+    assert fast.optimize_for_inference(_model("apatn", "deepfashion", decoder="transposed")).per_sample == ()
+
+
 def test_optimized_model_is_inference_only():
     optimized = fast.optimize_for_inference(_model("patn"))
     with pytest.raises(ModelError, match="inference-only"):
