@@ -54,6 +54,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
+from .winograd import WinogradConv2d
+from .winograd import eligible as winograd_eligible
 
 log = logging.getLogger(__name__)
 
@@ -298,13 +300,21 @@ def _packable(conv: nn.Module) -> bool:
             and not isinstance(conv.padding, str) and conv.weight.dtype == torch.float32)
 
 
-def prepack_convolutions(module: nn.Module) -> int:
-    """Replace every plain conv by a :class:`PackedConv2d`, fusing the activation that follows it
-    (directly, or after a BN already folded to ``Identity``) in the same ``nn.Sequential``. Eval only.
+def _packed(conv: nn.Module, activation: str = "none", winograd: bool = False) -> nn.Module:
+    """The fast replacement of one convolution: Winograd for wide 3×3 ones (when asked), else packed oneDNN."""
+    if winograd and winograd_eligible(conv) and activation in ("none", "relu"):
+        return WinogradConv2d(conv, activation, product=PackedConv2d)
+    return PackedConv2d(conv, activation)
+
+
+def prepack_convolutions(module: nn.Module, winograd: bool = False) -> int:
+    """Replace every plain conv by a :class:`PackedConv2d` (or, with ``winograd``, a wide 3×3 one by a
+    :class:`~posetransfer.models.winograd.WinogradConv2d`), fusing the activation that follows it (directly,
+    or after a BN already folded to ``Identity``) in the same ``nn.Sequential``. Eval only.
     Returns the number of replaced convolutions."""
     replaced = 0
     for parent in list(module.modules()):
-        if isinstance(parent, PackedConv2d):
+        if isinstance(parent, (PackedConv2d, WinogradConv2d)):
             continue
         if isinstance(parent, nn.Sequential):
             i = 0
@@ -316,16 +326,16 @@ def prepack_convolutions(module: nn.Module) -> int:
                         j += 1           # a folded BN
                     act = _POST_OPS.get(type(parent[j])) if j < len(parent) else None
                     if act:
-                        parent[i] = PackedConv2d(conv, act)
+                        parent[i] = _packed(conv, act, winograd)
                         parent[j] = nn.Identity()
                     else:
-                        parent[i] = PackedConv2d(conv)
+                        parent[i] = _packed(conv, winograd=winograd)
                     replaced += 1
                 i += 1
             continue
         for name, child in list(parent.named_children()):
             if _packable(child) and not isinstance(parent, nn.Sequential):
-                setattr(parent, name, PackedConv2d(child))
+                setattr(parent, name, _packed(child, winograd=winograd))
                 replaced += 1
     return replaced
 
@@ -437,7 +447,8 @@ class InferenceGenerator(Generator):
 
 def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bool = True, compile: bool = False,
                            attention: str = "auto", autocast: str | None = None, prepack: bool | None = None,
-                           max_batch: int | None = None, per_sample: bool | None = None, inplace: bool = False,
+                           max_batch: int | None = None, per_sample: bool | None = None,
+                           winograd: bool | None = None, inplace: bool = False,
                            compile_options: dict | None = None) -> InferenceGenerator:
     """Return an inference-only copy of ``G`` with the optimisations above; ``G`` is left untouched.
 
@@ -469,7 +480,11 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
         prepack = on_cpu and not compile and prepack_available()
     elif prepack and not prepack_available():
         raise ModelError("prepack=True needs a torch build with oneDNN (mkldnn) convolutions")
-    packed = prepack_convolutions(model) if prepack else 0
+    if winograd is None:
+        winograd = prepack
+    elif winograd and not prepack:
+        raise ModelError("winograd=True runs on the pre-packed oneDNN path: it needs prepack")
+    packed = prepack_convolutions(model, winograd=winograd) if prepack else 0
     if per_sample is None:
         per_sample = all(p.device.type == "cpu" for p in model.parameters())
     split = split_per_sample(model) if per_sample else []

@@ -263,3 +263,26 @@ def test_compile_keeps_outputs_tiny_model():
     out = compiled(*inputs)
     assert compiled.compile_seconds is not None and compiled.compile_seconds > 0
     assert _maxdiff(out, _plain(model, inputs)) <= TOL
+
+
+def test_winograd_convolution_equals_the_direct_one_in_chunks_and_strips():
+    from posetransfer.models import winograd
+    torch.manual_seed(0)
+    conv = nn.Conv2d(128, 128, 3).eval()
+    module = winograd.WinogradConv2d(conv, "relu")
+    for shape in [(3, 128, 10, 8), (1, 128, 34, 18)]:
+        x = torch.randn(*shape)
+        with torch.inference_mode():
+            assert _maxdiff(module(x), torch.relu(conv(x))) <= TOL
+    old = winograd.CHUNK_BYTES
+    winograd.CHUNK_BYTES = 16 * 128 * 4 * 3          # three tiles per step: strips of tile rows
+    try:
+        x = torch.randn(2, 128, 12, 10)
+        with torch.inference_mode():
+            assert _maxdiff(module(x), torch.relu(conv(x))) <= TOL
+    finally:
+        winograd.CHUNK_BYTES = old
+    odd = torch.randn(1, 128, 9, 9)                  # odd output size: the direct convolution
+    with torch.inference_mode():
+        assert _maxdiff(module(odd), torch.relu(conv(odd))) <= TOL
+    assert not winograd.eligible(nn.Conv2d(64, 64, 3)) and not winograd.eligible(nn.Conv2d(128, 128, 3, padding=1))
