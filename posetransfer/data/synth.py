@@ -740,8 +740,12 @@ class _Canvas:
         Lambert ``max(0, n·L)`` with the normal's depth component sqrt(1 - s²) approximated by
         1 - 0.8 s² (a polynomial: five numpy calls instead of eight).
         """
+        return self.lambert(s, (perp[0] * self.lx + perp[1] * self.ly) * flat * self.diffuse)
+
+    def lambert(self, s: np.ndarray, k) -> np.ndarray:
+        """The shading polynomial of :meth:`shade` for the light's in-plane term ``k`` (a scalar for one
+        part, or one value per pixel for a batch of capsules)."""
         d = self.diffuse
-        k = (perp[0] * self.lx + perp[1] * self.ly) * flat * d
         lam = s * (-0.8 * self.lz * d)
         lam += k
         lam *= s
@@ -953,11 +957,8 @@ def _colour_capsules(cv: _Canvas, caps: Sequence[_Capsule], batch: _CapsuleBatch
     sizes = np.diff(offsets)
     s, t = batch.s, batch.t
     d = cv.diffuse
-    lam = s * _F32(-0.8 * cv.lz * d)                    # the polynomial Lambert term of _Canvas.shade
-    lam += np.repeat(np.asarray([(px * cv.lx + py * cv.ly) * d for px, py in batch.perps], dtype=_F32), sizes)
-    lam *= s
-    lam += _F32(cv.lz * d + cv.ambient)
-    np.maximum(lam, _F32(cv.ambient), out=lam)
+    lam = cv.lambert(s, np.repeat(np.asarray([(px * cv.lx + py * cv.ly) * d for px, py in batch.perps],
+                                             dtype=_F32), sizes))
     colour = np.repeat(np.stack([caps[i].colour for i in kept], axis=1), sizes, axis=1)
     j = 0
     while j < len(kept):                                # runs of limbs wearing the same garment
