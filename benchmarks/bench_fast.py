@@ -26,10 +26,13 @@ VARIANTS = {
     "inference_mode": dict(channels_last=False, fold_bn=False, prepack=False),
     "+ fold BN": dict(channels_last=False, fold_bn=True, prepack=False),
     "+ fold BN + channels_last": dict(channels_last=True, fold_bn=True, prepack=False),
-    "+ fold BN + packed conv/ReLU (NCHW)": dict(channels_last=False, fold_bn=True, prepack=True),
-    "+ fold BN + packed conv/ReLU + channels_last (default)": dict(channels_last=True, fold_bn=True, prepack=True),
+    "+ fold BN + packed conv/ReLU (NCHW)": dict(channels_last=False, fold_bn=True, prepack=True, winograd=False),
+    "+ fold BN + packed conv/ReLU + channels_last": dict(channels_last=True, fold_bn=True, prepack=True,
+                                                         winograd=False),
     "compile (inductor, freezing) + fold BN": dict(channels_last=False, fold_bn=True, compile=True),
     "compile (inductor, freezing) + fold BN + channels_last": dict(channels_last=True, fold_bn=True, compile=True),
+    "+ fold BN + packed conv/ReLU + channels_last + Winograd 3x3 (default)": dict(channels_last=True, fold_bn=True,
+                                                                                  prepack=True, winograd=True),
 }
 
 

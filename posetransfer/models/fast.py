@@ -22,6 +22,9 @@
   computes the same softmax(QKᵀ)V a block of query rows at a time (the arithmetic of every row is
   unchanged, so results are identical to the explicit product), ``"padded"`` zero-pads the query/key
   width so the flash kernel applies (zero columns add nothing to QKᵀ);
+* on CPU, computes the wide 3×3 convolutions (≥ 128 channels in and out, PATN's blocks) with Winograd
+  F(2×2, 3×3) (:mod:`posetransfer.models.winograd`: 2.25× fewer multiplications, the tile products as one
+  pre-packed grouped 1×1 oneDNN convolution; ``winograd=False`` keeps the direct kernel);
 * on CPU, runs the full-resolution modules a generator names in ``per_sample_modules`` one sample at a time
   (:class:`PerSample`: APATN's 256-channel decoder, ~3/4 of its memory at batch 8; same images, since every
   norm is per sample in eval mode);
@@ -475,8 +478,8 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     for p in model.parameters():
         p.requires_grad_(False)
     folded = fold_batchnorm(model) if fold_bn else 0
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if prepack is None:
-        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
         prepack = on_cpu and not compile and prepack_available()
     elif prepack and not prepack_available():
         raise ModelError("prepack=True needs a torch build with oneDNN (mkldnn) convolutions")
@@ -486,7 +489,7 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
         raise ModelError("winograd=True runs on the pre-packed oneDNN path: it needs prepack")
     packed = prepack_convolutions(model, winograd=winograd) if prepack else 0
     if per_sample is None:
-        per_sample = all(p.device.type == "cpu" for p in model.parameters())
+        per_sample = on_cpu
     split = split_per_sample(model) if per_sample else []
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
