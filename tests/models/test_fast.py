@@ -286,3 +286,22 @@ def test_winograd_convolution_equals_the_direct_one_in_chunks_and_strips():
     with torch.inference_mode():
         assert _maxdiff(module(odd), torch.relu(conv(odd))) <= TOL
     assert not winograd.eligible(nn.Conv2d(64, 64, 3)) and not winograd.eligible(nn.Conv2d(128, 128, 3, padding=1))
+
+
+@needs_onednn
+def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images():
+    """ngf 32 gives PATN's blocks the 128 channels the tiny models lack, so the default fast path really
+    swaps their 3×3 convolutions for Winograd ones (and only those) and must keep the images."""
+    from posetransfer.models.winograd import WinogradConv2d
+    model = _model("patn", "market", ngf=32, n_blocks=1)
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs)
+    optimized = fast.optimize_for_inference(model)
+    winograds = [m for m in optimized.modules() if isinstance(m, WinogradConv2d)]
+    blocks_3x3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
+                  and min(m.in_channels, m.out_channels) >= 128]
+    assert len(winograds) == len(blocks_3x3) >= 2                 # a PATB's image-stream convolutions at least
+    assert _maxdiff(optimized(*inputs), reference) <= TOL
+    direct = fast.optimize_for_inference(model, winograd=False)
+    assert not any(isinstance(m, WinogradConv2d) for m in direct.modules())
+    assert _maxdiff(direct(*inputs), reference) <= TOL
