@@ -15,8 +15,8 @@ reaches ~100. The transforms Bᵀ d B and Aᵀ m A only add and subtract (coeffi
 channels-last tiles. Results equal the direct convolution up to float32 rounding (max |Δ| ~1e-5 on PATN's
 activations; the transforms' coefficients are exact in binary).
 
-Used by :func:`posetransfer.models.fast.optimize_for_inference` for 3×3, stride-1, unpadded convolutions
-(PATN's ``RefPad1 – Conv3×3`` pairs) with at least :data:`MIN_CHANNELS` input and output channels, where it is
+Used by :func:`posetransfer.models.fast.optimize_for_inference` for 3×3, stride-1 convolutions, unpadded
+(PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels, where it is
 measured faster; smaller convolutions keep the direct kernel.
 """
 from __future__ import annotations
@@ -39,7 +39,8 @@ _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 def eligible(conv: nn.Module) -> bool:
     """A plain float32 Conv2d this module can replace exactly."""
     return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding == (0, 0)
+            and conv.dilation == (1, 1) and conv.groups == 1
+            and (conv.padding == (0, 0) or (conv.padding == (1, 1) and conv.padding_mode == "zeros"))
             and conv.weight.dtype == torch.float32
             and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS)
 
@@ -108,15 +109,16 @@ class WinogradConv2d(nn.Module):
         self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
         self.activation = activation
+        self.padding = conv.padding[0]
         grouped = nn.Conv2d(16 * conv.in_channels, 16 * conv.out_channels, 1, groups=16, bias=False)
         grouped.weight.data.copy_(transform_weight(self.weight.detach()))
         self.product = product(grouped) if product is not None else grouped
 
     def extra_repr(self) -> str:
-        return f"Winograd F(2x2,3x3) {tuple(self.weight.shape)}, post_op={self.activation}"
+        return f"Winograd F(2x2,3x3) {tuple(self.weight.shape)}, padding={self.padding}, post_op={self.activation}"
 
     def _direct(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(x, self.weight, self.bias)
+        y = F.conv2d(x, self.weight, self.bias, padding=self.padding)
         return F.relu(y) if self.activation == "relu" else y
 
     def _tiles(self, xl: torch.Tensor, out: torch.Tensor) -> None:
@@ -129,13 +131,19 @@ class WinogradConv2d(nn.Module):
         _output_transform(m.permute(0, 2, 3, 1).reshape(n, th, tw, 16, out.shape[-1]), out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, hp, wp = x.shape
+        n, c, h, w = x.shape
+        p = self.padding
+        hp, wp = h + 2 * p, w + 2 * p
         if (x.device.type != "cpu" or x.dtype != torch.float32 or hp % 2 or wp % 2 or hp < 4 or wp < 4
                 or (torch.is_grad_enabled() and x.requires_grad)):
             return self._direct(x)
         th, tw = (hp - 2) // 2, (wp - 2) // 2
         k = self.weight.shape[0]
-        xl = x.permute(0, 2, 3, 1)                                        # (N, Hp, Wp, C) view
+        if p:                                                             # zero border, channels-last copy
+            xl = x.new_zeros(n, hp, wp, c)
+            xl[:, p:-p, p:-p].copy_(x.permute(0, 2, 3, 1))
+        else:
+            xl = x.permute(0, 2, 3, 1)                                    # (N, Hp, Wp, C) view
         out = torch.empty(n, 2 * th, 2 * tw, k, dtype=x.dtype)
         budget = max(1, CHUNK_BYTES // (16 * max(c, k) * x.element_size()))   # tiles per step
         if th * tw <= budget:                                             # whole samples

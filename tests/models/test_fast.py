@@ -285,7 +285,21 @@ def test_winograd_convolution_equals_the_direct_one_in_chunks_and_strips():
     odd = torch.randn(1, 128, 9, 9)                  # odd output size: the direct convolution
     with torch.inference_mode():
         assert _maxdiff(module(odd), torch.relu(conv(odd))) <= TOL
-    assert not winograd.eligible(nn.Conv2d(64, 64, 3)) and not winograd.eligible(nn.Conv2d(128, 128, 3, padding=1))
+    assert not winograd.eligible(nn.Conv2d(64, 64, 3)) and not winograd.eligible(nn.Conv2d(128, 128, 3, padding=2))
+    assert not winograd.eligible(nn.Conv2d(128, 128, 3, padding=1, padding_mode="reflect"))
+
+
+def test_winograd_convolution_with_zero_padding_equals_the_direct_one():
+    """PoNA's blocks pad inside the convolution (padding=1, zeros): the border is added before the tiles."""
+    from posetransfer.models import winograd
+    torch.manual_seed(0)
+    conv = nn.Conv2d(128, 160, 3, padding=1).eval()
+    module = winograd.WinogradConv2d(conv)
+    for shape in [(2, 128, 8, 6), (1, 128, 7, 5)]:                 # even: tiles; odd: direct fallback
+        x = torch.randn(*shape)
+        with torch.inference_mode():
+            y = module(x)
+            assert y.shape == conv(x).shape and _maxdiff(y, conv(x)) <= TOL
 
 
 @needs_onednn
@@ -305,3 +319,14 @@ def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images()
     direct = fast.optimize_for_inference(model, winograd=False)
     assert not any(isinstance(m, WinogradConv2d) for m in direct.modules())
     assert _maxdiff(direct(*inputs), reference) <= TOL
+
+
+@needs_onednn
+def test_full_width_pona_runs_its_padded_blocks_through_winograd_with_the_same_images():
+    from posetransfer.models.winograd import WinogradConv2d
+    model = _model("pona", "market", ngf=32, n_blocks=1)
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs, impl="explicit")
+    optimized = fast.optimize_for_inference(model)
+    assert sum(isinstance(m, WinogradConv2d) for m in optimized.modules()) >= 2
+    assert _maxdiff(optimized(*inputs), reference) <= TOL
