@@ -58,8 +58,9 @@ def bench_generate(kind: str, images: int, poses: int, seed: int, workers: int,
     """(images per wall second, images per CPU second of this process) of generate_dataset.
 
     ``folder``: where the dataset is written (default: the system temporary folder). Creating a small file
-    costs 10-50 µs on a local SSD or in RAM (``/dev/shm``) but up to several hundred on a busy virtual disk:
-    that part of the end-to-end figure belongs to the file system, not to the generator.
+    costs 10-50 µs on a local SSD or in RAM (``/dev/shm``) but up to several hundred on a busy virtual disk;
+    the generator writes its files on a background thread so that this time overlaps rendering. The CPU
+    figure counts that thread too.
     """
     people = max(2, images // poses)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

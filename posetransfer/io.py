@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -86,6 +88,84 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc})") from None
+
+
+def write_new_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file that must not exist yet (the files of a dataset being built in a new temporary folder).
+
+    Not atomic on its own: callers build in a temporary folder renamed into place at the end. A raw
+    ``os.open``/``os.write`` costs two thirds of a buffered ``open()`` (no buffer, no fstat), which counts
+    when the file is a 3 KB JPEG rendered in 1.5 ms.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as for open()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+class BackgroundWriter:
+    """Write new files (:func:`write_new_file`) on one background thread, in order.
+
+    Why: on a virtual disk, creating a small file costs 0.3–0.6 ms of kernel time — a third of the time
+    the synthetic-people generator needs to render the image. The system calls release the GIL, so on a
+    thread they overlap the next render instead of adding to it. ``max_pending`` bounds the memory held
+    by queued files. The first failure (disk full, missing folder) stops the writer and is raised in the
+    caller, by the next :meth:`write` or by :meth:`close`, as a one-line :class:`DataError` naming the file.
+
+        with BackgroundWriter() as writer:
+            for name, data in files:
+                writer.write(folder / name, data)
+        # every file is on disk here (or the error was raised)
+    """
+
+    def __init__(self, max_pending: int = 64) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._error: DataError | None = None
+        self._abort = False
+        self._thread = threading.Thread(target=self._run, name="posetransfer-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None or self._abort:
+                continue                       # drain without writing: the caller is told or gave up
+            path, data = item
+            try:
+                write_new_file(path, data)
+            except OSError as exc:
+                self._error = DataError(f"{path}: cannot write the file ({exc.strerror or exc})")
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, path: str | os.PathLike, data: bytes) -> None:
+        """Queue ``data`` for ``path`` (blocks while ``max_pending`` files are waiting)."""
+        if not self._thread.is_alive():
+            raise DataError(f"{path}: the background writer is closed")
+        self._raise_error()
+        self._queue.put((os.fspath(path), data))
+
+    def close(self, abort: bool = False) -> None:
+        """Wait until every queued file is written (or, with ``abort``, dropped); raise the first failure."""
+        if self._thread.is_alive():
+            self._abort = self._abort or abort
+            self._queue.put(None)
+            self._thread.join()
+        if not abort:
+            self._raise_error()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(abort=exc_type is not None)   # an exception in the caller wins over a write failure
 
 
 def _json_default(obj: Any) -> Any:

@@ -272,16 +272,37 @@ def test_an_earlier_synthetic_dataset_is_replaced(tmp_path):
 def test_an_interrupted_run_leaves_no_dataset(tmp_path, monkeypatch):
     calls = []
 
-    def failing(job):
+    def failing(job, *writer):
         if calls:
             raise KeyboardInterrupt
         calls.append(job)
-        return real(job)
+        return real(job, *writer)
 
     real = synth._render_identity_job
     monkeypatch.setattr(synth, "_render_identity_job", failing)
     with pytest.raises(KeyboardInterrupt):
         synth.generate_dataset(tmp_path / "ds", identities=3, poses=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_dataset(tmp_path, capsys, monkeypatch):
+    """The images are written on a background thread; its failure still reaches the command line."""
+    import errno
+
+    from posetransfer import io
+
+    written = []
+
+    def disk_fills_up(path, data):
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        written.append(path)
+
+    monkeypatch.setattr(io, "write_new_file", disk_fills_up)
+    assert run_cli("--out", str(tmp_path / "ds"), "--identities", "3", "--poses", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "No space left on device" in err and "\n" not in err
+    assert ".jpg: cannot write the file" in err
     assert list(tmp_path.iterdir()) == []
 
 
