@@ -1,4 +1,4 @@
-"""Peak-memory comparisons behind the targets in RESULTS.md, each figure from a fresh subprocess
+"""Peak-memory comparisons behind the README's Performance targets, each figure from a fresh subprocess
 (``posetransfer.bench.measure_memory``; RSS high-water mark of one forward after a warm-up, see bench.py).
 
     python benchmarks/bench_memory.py --case apatn-vs-patn      # 256×176, batch 8

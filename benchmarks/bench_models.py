@@ -1,10 +1,10 @@
-"""The model table of benchmarks/RESULTS.md: ``posetransfer bench`` with the full settings, raw figures kept.
+"""The README's model table: ``posetransfer bench`` with the full settings, raw figures kept.
 
     python benchmarks/bench_models.py                 # every model, Market + DeepFashion, batch 1 and 16
     python benchmarks/bench_models.py --models patn pona --sizes market
 
-Writes ``benchmarks/results/models_<device>.md`` and ``.json`` (the Markdown table is the one copied into
-RESULTS.md and the README).
+Writes ``benchmarks/results/bench_<device>.md`` and ``.json`` (the Markdown table is the one copied into the
+README's Performance section).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--batch", nargs="+", default=["1", "16"])
     parser.add_argument("--tag", default=None, help="suffix of the output files (default: the device)")
     args, rest = parser.parse_known_args()
-    out = Path(__file__).parent / "results" / f"models_{args.tag or args.device.replace(':', '')}"
+    out = Path(__file__).parent / "results" / f"bench_{args.tag or args.device.replace(':', '')}"
     argv = ["bench", "--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats),
             "--sizes", *args.sizes, "--batch", *args.batch, "--out", f"{out}.md", "--json", f"{out}.json", *rest]
     if args.models:

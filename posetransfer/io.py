@@ -111,9 +111,13 @@ class BackgroundWriter:
 
     Why: on a virtual disk, creating a small file costs 0.3–0.6 ms of kernel time — a third of the time
     the synthetic-people generator needs to render the image. The system calls release the GIL, so on a
-    thread they overlap the next render instead of adding to it. ``max_pending`` bounds the memory held
-    by queued files. The first failure (disk full, missing folder) stops the writer and is raised in the
-    caller, by the next :meth:`write` or by :meth:`close`, as a one-line :class:`DataError` naming the file.
+    thread they overlap the next render instead of adding to it. Files are handed over ``batch`` at a
+    time: every hand-over wakes the thread and moves the GIL between threads, which for single 3 KB files
+    cost more than writing them does in RAM (measured: one file per hand-over was 20 % slower than writing
+    inline into ``/dev/shm``; ten per hand-over is on a par there and 45 % faster than inline on the
+    virtual disk). ``max_pending`` batches bound the memory held by queued files. The first failure (disk
+    full, missing folder) stops the writer and is raised in the caller, by a later :meth:`write` or by
+    :meth:`close`, as a one-line :class:`DataError` naming the file.
 
         with BackgroundWriter() as writer:
             for name, data in files:
@@ -121,8 +125,10 @@ class BackgroundWriter:
         # every file is on disk here (or the error was raised)
     """
 
-    def __init__(self, max_pending: int = 64) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
+    def __init__(self, batch: int = 10, max_pending: int = 8) -> None:
+        self._batch_size = max(1, int(batch))
+        self._batch: list[tuple[str, bytes]] = []
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
         self._error: DataError | None = None
         self._abort = False
         self._thread = threading.Thread(target=self._run, name="posetransfer-writer", daemon=True)
@@ -130,32 +136,42 @@ class BackgroundWriter:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            if self._error is not None or self._abort:
-                continue                       # drain without writing: the caller is told or gave up
-            path, data = item
-            try:
-                write_new_file(path, data)
-            except OSError as exc:
-                self._error = DataError(f"{path}: cannot write the file ({exc.strerror or exc})")
+            for path, data in batch:
+                if self._error is not None or self._abort:
+                    break                      # drop the rest: the caller is told or gave up
+                try:
+                    write_new_file(path, data)
+                except OSError as exc:
+                    self._error = DataError(f"{path}: cannot write the file ({exc.strerror or exc})")
 
     def _raise_error(self) -> None:
         if self._error is not None:
             raise self._error
 
+    def _hand_over(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._queue.put(batch)
+
     def write(self, path: str | os.PathLike, data: bytes) -> None:
-        """Queue ``data`` for ``path`` (blocks while ``max_pending`` files are waiting)."""
+        """Queue ``data`` for ``path`` (blocks while ``max_pending`` batches are waiting)."""
         if not self._thread.is_alive():
             raise DataError(f"{path}: the background writer is closed")
         self._raise_error()
-        self._queue.put((os.fspath(path), data))
+        self._batch.append((os.fspath(path), data))
+        if len(self._batch) >= self._batch_size:
+            self._hand_over()
 
     def close(self, abort: bool = False) -> None:
         """Wait until every queued file is written (or, with ``abort``, dropped); raise the first failure."""
         if self._thread.is_alive():
             self._abort = self._abort or abort
+            if not abort:
+                self._hand_over()
+            self._batch = []
             self._queue.put(None)
             self._thread.join()
         if not abort:

@@ -11,7 +11,7 @@ from posetransfer.errors import DataError
 
 def test_background_writer_writes_every_file_before_close_returns(tmp_path):
     files = {tmp_path / f"{i:03d}.bin": os.urandom(100 + i) for i in range(200)}
-    with io.BackgroundWriter(max_pending=4) as writer:      # a small queue: the caller waits for the disk
+    with io.BackgroundWriter(batch=3, max_pending=2) as writer:   # a small queue: the caller waits for the disk
         for path, data in files.items():
             writer.write(path, data)
     assert all(path.read_bytes() == data for path, data in files.items())
