@@ -168,7 +168,7 @@ class BackgroundWriter:
     def close(self, abort: bool = False) -> None:
         """Wait until every queued file is written (or, with ``abort``, dropped); raise the first failure."""
         if self._thread.is_alive():
-            self._abort = self._abort or abort
+            self._abort = abort               # close runs once: the thread is gone afterwards
             if not abort:
                 self._hand_over()
             self._batch = []

@@ -37,7 +37,7 @@ def test_the_next_write_reports_an_earlier_failure(tmp_path):
     writer = io.BackgroundWriter()
     writer.write(tmp_path / "missing-folder" / "a.jpg", b"x")
     with pytest.raises(DataError, match=r"missing-folder/a\.jpg: cannot write the file \(No such file"):
-        for i in range(1000):                               # the failure arrives within a few writes
+        for i in range(1000):                               # the failure arrives within a few batches
             writer.write(tmp_path / f"{i}.jpg", b"x")
     writer.close(abort=True)
 
