@@ -29,12 +29,12 @@ How a picture is made (every random number of an image comes from a generator se
 
 :func:`generate_dataset` renders ``identities × poses`` images into a temporary folder next to the output
 and renames it into place at the end, so an interrupted run never leaves a half dataset that looks complete.
-Speed (about 1.3 ms per 128×64 image on one core) comes from drawing each part only inside its bounding box,
-from rasterising all capsule parts of a person in one flat pass (numpy's per-call overhead, not arithmetic,
-is the cost on boxes of a few hundred pixels), from colour planes (3, H, W) so that loops run over pixels,
-kinematics in plain Python floats and one batch of random numbers per image. The JPEG files are written by a
-:class:`~posetransfer.io.BackgroundWriter` thread, so creating them (0.3–0.6 ms each on a virtual disk)
-overlaps the next render.
+Speed (0.9–3 ms per 128×64 image on one core of this project's VM, depending on the day) comes from drawing
+each part only inside its bounding box, from rasterising all capsule parts of a person in one flat pass
+(numpy's per-call overhead, not arithmetic, is the cost on boxes of a few hundred pixels), from colour planes
+(3, H, W) so that loops run over pixels, kinematics in plain Python floats and one batch of random numbers per
+image. The JPEG files are written by a :class:`~posetransfer.io.BackgroundWriter` thread, so creating them
+(0.3–0.6 ms each on a virtual disk) overlaps the next render.
 """
 from __future__ import annotations
 
