@@ -4,11 +4,12 @@ Measures (1) rendering + JPEG encoding of dataset images in this process, and (2
 ``generate_dataset`` (files, CSVs, pairs) with one worker. Both as wall-clock and as CPU time of this
 process (on a shared machine the CPU figure is the one that says what one core can do).
 
-The process pins itself to one CPU first (``--no-pin`` to disallow), so the background writer thread
-shares that core with the renderer: the figures are what one core does, as the speed target is stated.
+With one worker (the default) the process pins itself to one CPU first (``--no-pin``: do not), so the
+background writer thread shares that core with the renderer: the figures are what one core does, as the
+speed target is stated. With ``--workers N`` nothing is pinned (the worker processes would inherit the pin).
 
-    python benchmarks/bench_synth.py --rounds 5 --dir /tmp --dir /dev/shm \
-        --json benchmarks/results/synth_market.json       # market, 2000 images, five rounds
+    python benchmarks/bench_synth.py --size both --rounds 5 --dir /tmp --dir /dev/shm \
+        --json benchmarks/results/synth_cpu.json            # 2000 images per size, five rounds
     python benchmarks/bench_synth.py --size fashion --images 500
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
     kinds = ("market", "fashion") if args.size == "both" else (args.size,)
-    pinned = None if args.no_pin else pin_to_one_cpu()
+    pinned = None if args.no_pin or args.workers > 1 else pin_to_one_cpu()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cpus={os.cpu_count()} load(1 min)={load:.1f} pinned to cpu {pinned}")
     rows = []
