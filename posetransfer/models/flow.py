@@ -66,6 +66,7 @@ and ``target_masks`` (B×P×H×W part boxes), ``warped`` (the source warped part
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -77,6 +78,8 @@ from ..errors import ModelError
 from .base import Generator, GeneratorOutput
 from .blocks import resolve_preset
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
+from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, init_orthogonal,
+                   match_size, norm_act, select_flow_net_inputs)
 from .registry import register_generator
 
 DEFAULTS: dict[str, Any] = {
@@ -98,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "fusion_blocks": 2,
     "norm": "instance",
     "pose_channels": 18,
+    "warp_padding": "zeros",     # "border": clamp like GFLA's CUDA samplers (module docstring, point 6)
 }
 
 #: Per-dataset settings (GFLA: Market warps at 1/4, DeepFashion at 1/8 and 1/4).
@@ -111,6 +115,9 @@ PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": 
 
 #: The working resolution of the warped part features, HDCB, fusion and PNB.
 WORK_SCALE = 4
+
+#: What the bilinear warp reads outside the source: 0 (the default, see the module docstring) or the edge.
+WARP_PADDINGS = ("zeros", "border")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,82 +145,25 @@ def resize_flow(flow: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return resized * resized.new_tensor([sx, sy]).view(1, 2, 1, 1)
 
 
-def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Bilinear backward warp: out(x, y) = features(x + dx, y + dy); zeros outside (paper eq. 2).
+def warp(features: torch.Tensor, flow: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Bilinear backward warp: out(x, y) = features(x + dx, y + dy) (paper eq. 2).
 
-    A flow of another resolution than ``features`` is resized with :func:`resize_flow` first.
+    ``padding``: what a sample outside the features reads — ``"zeros"`` (0) or ``"border"`` (the nearest
+    edge pixel, what GFLA's CUDA samplers do). A flow of another resolution than ``features`` is resized
+    with :func:`resize_flow` first.
     """
+    if padding not in WARP_PADDINGS:
+        raise ModelError(f"warp padding must be one of {', '.join(WARP_PADDINGS)}, got {padding!r}")
     flow = resize_flow(flow, features.shape[2:])
     # sampling positions in float32 whatever the feature dtype (half precision would blur them under AMP)
     grid = flow_to_grid(flow.float())
-    sampled = F.grid_sample(features.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    sampled = F.grid_sample(features.float(), grid, mode="bilinear", padding_mode=padding, align_corners=True)
     return sampled.to(features.dtype)
 
 
-def _match(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Resize ``x`` to ``ref``'s spatial size if an odd size made them differ (e.g. 176 → 11 → 5 → 10)."""
-    if x.shape[2:] == ref.shape[2:]:
-        return x
-    return F.interpolate(x, size=ref.shape[2:], mode="bilinear", align_corners=False)
-
-
 # --------------------------------------------------------------------------------------------------
-# GFLA building blocks (re-written; layouts as in GFLA's model/networks/base_function.py)
+# Part streams (on GFLA's blocks, posetransfer.models.gfla)
 # --------------------------------------------------------------------------------------------------
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)    # GFLA's get_norm_layer('instance')
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ModelError(f"unknown norm {kind!r}; expected instance, batch or none")
-
-
-def _act() -> nn.Module:
-    return nn.LeakyReLU(0.1)
-
-
-class EncoderBlock(nn.Sequential):
-    """Norm – LReLU – Conv4×4 s2 – Norm – LReLU – Conv3×3 (halves the resolution)."""
-
-    def __init__(self, cin: int, cout: int, norm: str) -> None:
-        super().__init__(_norm(norm, cin), _act(), nn.Conv2d(cin, cout, 4, 2, 1),
-                         _norm(norm, cout), _act(), nn.Conv2d(cout, cout, 3, 1, 1))
-
-
-class ResBlock(nn.Module):
-    """x + [Norm – LReLU – Conv3×3 – Norm – LReLU – Conv3×3]."""
-
-    def __init__(self, channels: int, norm: str) -> None:
-        super().__init__()
-        self.model = nn.Sequential(_norm(norm, channels), _act(), nn.Conv2d(channels, channels, 3, 1, 1),
-                                   _norm(norm, channels), _act(), nn.Conv2d(channels, channels, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.model(x)
-
-
-class ResBlockDecoder(nn.Module):
-    """Doubles the resolution: [N – LReLU – Conv3×3 – N – LReLU – ConvT3×3 s2] + ConvT3×3 s2 shortcut."""
-
-    def __init__(self, cin: int, cout: int, norm: str) -> None:
-        super().__init__()
-        self.model = nn.Sequential(_norm(norm, cin), _act(), nn.Conv2d(cin, cin, 3, 1, 1),
-                                   _norm(norm, cin), _act(), nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1))
-        self.shortcut = nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) + self.shortcut(x)
-
-
-class Jump(nn.Sequential):
-    """GFLA's skip from the encoder into the flow decoder: LReLU – ReflectionPad1 – Conv3×3 (no norm)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__(_act(), nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3))
-
-
 def _level_width(level: int, ngf: int, cap: int) -> int:
     """Width of an encoder at 1/2^level (level ≥ 1): ngf, 2·ngf, 4·ngf, … capped."""
     return min(ngf * 2 ** (level - 1), cap)
@@ -221,44 +171,6 @@ def _level_width(level: int, ngf: int, cap: int) -> int:
 
 def _levels(scales: Sequence[int]) -> list[int]:
     return [int(round(math.log2(s))) for s in scales]
-
-
-class FlowNet(nn.Module):
-    """One part's flow estimator (GFLA ``PoseFlowNet``): returns flows and visibility maps, coarse → fine.
-
-    Encoder: ``layers`` EncoderBlocks (1/2 … 1/2^layers); decoder: ResBlockDecoders back to the finest
-    requested scale, each plus a Jump from the encoder output of that size; heads at the requested scales.
-    """
-
-    def __init__(self, in_channels: int, ngf: int, cap: int, layers: int, scales: Sequence[int], norm: str) -> None:
-        super().__init__()
-        self.levels = sorted(_levels(scales), reverse=True)          # e.g. [3, 2] for scales [8, 4]
-        self.layers = layers
-        width = [0] + [_level_width(l, ngf, cap) for l in range(1, layers + 1)]
-        self.encoder = nn.ModuleList(
-            EncoderBlock(in_channels if l == 1 else width[l - 1], width[l], norm) for l in range(1, layers + 1))
-        finest = min(self.levels)
-        self.decoder = nn.ModuleList(ResBlockDecoder(width[l], width[l - 1], norm) for l in range(layers, finest, -1))
-        self.jump = nn.ModuleList(Jump(width[l - 1]) for l in range(layers, finest, -1))
-        self.flow_heads = nn.ModuleDict({str(l): nn.Conv2d(width[l], 2, 3, 1, 1) for l in self.levels})
-        self.visibility_heads = nn.ModuleDict(
-            {str(l): nn.Sequential(nn.Conv2d(width[l], 1, 3, 1, 1), nn.Sigmoid()) for l in self.levels})
-
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        skips = []
-        for block in self.encoder:
-            x = block(x)
-            skips.append(x)                                           # skips[l-1] is at 1/2^l
-        flows, visibility = [], []
-        level = self.layers
-        for up, jump in zip(self.decoder, self.jump):
-            level -= 1
-            skip = skips[level - 1]
-            x = _match(up(x), skip) + jump(skip)
-            if level in self.levels:
-                flows.append(self.flow_heads[str(level)](x))
-                visibility.append(self.visibility_heads[str(level)](x))
-        return flows, visibility
 
 
 class MultiScaleEncoder(nn.Module):
@@ -285,8 +197,10 @@ class PartTargetStream(nn.Module):
     ``h = V · warp(F_s, W) + (1 − V) · h``; between scales ``h`` is decoded ([ResBlock, ResBlockDecoder]).
     """
 
-    def __init__(self, pose_channels: int, ngf: int, cap: int, levels: Sequence[int], norm: str) -> None:
+    def __init__(self, pose_channels: int, ngf: int, cap: int, levels: Sequence[int], norm: str,
+                 padding: str = "zeros") -> None:
         super().__init__()
+        self.padding = padding
         self.levels = sorted(levels, reverse=True)
         self.encoder = MultiScaleEncoder(pose_channels, ngf, cap, self.levels[0], norm)
         self.up = nn.ModuleList()
@@ -302,10 +216,10 @@ class PartTargetStream(nn.Module):
         while True:
             if level in by_level:
                 flow, vis = by_level[level]
-                h = vis * warp(source_features[level], flow) + (1 - vis) * h
+                h = vis * warp(source_features[level], flow, self.padding) + (1 - vis) * h
             if level == self.levels[-1]:
                 return h
-            h = _match(next(steps)(h), source_features[level - 1])
+            h = match_size(next(steps)(h), source_features[level - 1])
             level -= 1
 
 
@@ -316,8 +230,7 @@ class HybridDilatedBlock(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for d in dilations:
-            layers += [nn.Conv2d(channels, channels, 3, padding=int(d), dilation=int(d)), _norm(norm, channels),
-                       _act()]
+            layers += [nn.Conv2d(channels, channels, 3, padding=int(d), dilation=int(d)), *norm_act(norm, channels)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -364,15 +277,6 @@ class PyramidNonLocal(nn.Module):
         return out, relations
 
 
-def init_orthogonal(module: nn.Module, gain: float = 0.02) -> None:
-    """GFLA ``init_type='orthogonal'``: conv weights orthogonal(gain), biases 0; norms keep (1, 0)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.orthogonal_(m.weight, gain=gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
 # --------------------------------------------------------------------------------------------------
 # The generator
 # --------------------------------------------------------------------------------------------------
@@ -384,7 +288,8 @@ class FlowGenerator(Generator):
                  use_parts: bool = True, part_joints: Mapping[str, Sequence[int]] | None = None,
                  part_margin: float = DEFAULT_MARGIN, hdcb: bool = True, hdcb_dilations: Sequence[int] = (1, 2),
                  pnb: bool = True, pnb_scales: Sequence[int] = (4, 6), pnb_pool: str = "max",
-                 fusion_blocks: int = 2, norm: str = "instance", pose_channels: int = 18) -> None:
+                 fusion_blocks: int = 2, norm: str = "instance", pose_channels: int = 18,
+                 warp_padding: str = "zeros") -> None:
         super().__init__()
         scales = sorted({int(s) for s in flow_scales}, reverse=True)
         if not scales or any(s < WORK_SCALE or s & (s - 1) for s in scales) or scales[-1] != WORK_SCALE:
@@ -395,7 +300,11 @@ class FlowGenerator(Generator):
             raise ModelError("ngf and flow_ngf must be ≥ 1 and fusion_blocks ≥ 0")
         if not 0.0 <= float(part_margin) < 1.0:
             raise ModelError(f"part_margin must be in [0, 1), got {part_margin}")
-        _norm(norm, 1)  # validates the name
+        if norm not in NORMS:
+            raise ModelError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
+        if warp_padding not in WARP_PADDINGS:
+            raise ModelError(f"warp_padding must be one of {', '.join(WARP_PADDINGS)}, got {warp_padding!r}")
+        self.warp_padding = warp_padding
         self.pose_channels = pose_channels
         self.flow_scales = scales
         self.flow_layers = flow_layers
@@ -414,10 +323,10 @@ class FlowGenerator(Generator):
         self.hdcb = nn.ModuleDict()
         for name, joints in self.parts.items():
             k = len(joints)
-            self.flow_nets[name] = FlowNet(2 * k + (3 if flow_image_input else 0), flow_ngf, flow_max_channels,
-                                           flow_layers, scales, norm)
+            self.flow_nets[name] = PoseFlowNet(2 * k + (3 if flow_image_input else 0), flow_ngf,
+                                               flow_max_channels, flow_layers, self.levels, norm)
             self.image_encoders[name] = MultiScaleEncoder(3, ngf, max_channels, depth, norm)
-            self.pose_streams[name] = PartTargetStream(k, ngf, max_channels, self.levels, norm)
+            self.pose_streams[name] = PartTargetStream(k, ngf, max_channels, self.levels, norm, warp_padding)
             self.hdcb[name] = HybridDilatedBlock(channels, hdcb_dilations, norm) if hdcb else nn.Identity()
         self.pose_encoder = MultiScaleEncoder(pose_channels, ngf, max_channels, 2, norm)
         self.fusion = nn.Sequential(nn.Conv2d((len(self.parts) + 1) * channels, channels, 3, 1, 1),
@@ -426,13 +335,44 @@ class FlowGenerator(Generator):
         half = _level_width(1, ngf, max_channels)
         self.decoder = nn.Sequential(ResBlock(channels, norm), ResBlockDecoder(channels, half, norm),
                                      ResBlock(half, norm), ResBlockDecoder(half, half, norm))
-        self.output = nn.Sequential(_act(), nn.ReflectionPad2d(1), nn.Conv2d(half, 3, 3), nn.Tanh())
+        self.output = Output(half, 3)
         init_orthogonal(self)
 
     # ----------------------------------------------------------------------------------------------
     def flow_parameters(self):
         """Parameters of the part flow networks only (stage 1 trains just these)."""
         return self.flow_nets.parameters()
+
+    def init_flow_nets_from_gfla(self, state: Mapping[str, torch.Tensor], where: str = "GFLA weights") -> None:
+        """Initialise every part's flow net from a GFLA generator's ``flow_net.*`` weights.
+
+        The layouts are the same (both are :class:`~posetransfer.models.gfla.PoseFlowNet`); GFLA's net sees
+        cat(image, source pose, target pose) = 3 + 18 + 18 channels, each part's net its two sub-poses (after
+        the masked part image with ``flow_image_input``), so the first norm and conv keep those input
+        channels (:func:`~posetransfer.models.gfla.select_flow_net_inputs`). Any other mismatch (widths,
+        layers, flow scales) is a :class:`ModelError` naming the first differing tensor.
+        """
+        pose = self.pose_channels
+        for i, (name, joints) in enumerate(self.parts.items()):
+            channels = ([0, 1, 2] if self.flow_image_input else []) + [3 + j for j in joints] + \
+                       [3 + pose + j for j in joints]
+            try:
+                part_state = select_flow_net_inputs(state, channels, prefix="flow_net.")
+            except IndexError:
+                raise ModelError(f"{where}: its flow net does not have the 3 + 2×{pose} input channels of GFLA's") \
+                    from None
+            net = self.flow_nets[name]
+            ours = net.state_dict()
+            missing, unexpected = sorted(set(ours) - set(part_state)), sorted(set(part_state) - set(ours))
+            if missing or unexpected:
+                detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
+                raise ModelError(f"{where}: its flow net does not fit the {name!r} flow net ({detail}; flow "
+                                 f"scales {self.flow_scales} and flow_layers {self.flow_layers} must match)")
+            wrong = next((k for k, v in part_state.items() if tuple(v.shape) != tuple(ours[k].shape)), None)
+            if wrong is not None:
+                raise ModelError(f"{where}: flow net tensor {wrong!r} is {tuple(part_state[wrong].shape)}, the "
+                                 f"{name!r} flow net needs {tuple(ours[wrong].shape)} (flow_ngf / flow_max_channels)")
+            net.load_state_dict(part_state, strict=True)
 
     @property
     def flow_names(self) -> list[str]:
@@ -475,11 +415,16 @@ class FlowGenerator(Generator):
         n_scales = len(self.flow_scales)
         flow_masks = [downsample_masks(target_masks[:, i // n_scales:i // n_scales + 1], f.shape[2:])
                       for i, f in enumerate(flows)]
+        # the source side of the sampling-correctness loss: each flow samples its own masked part image,
+        # the pixels its part's features come from in the generator (None: the whole image, w/o Part)
+        flow_source_masks = [source_masks[:, i // n_scales:i // n_scales + 1] if self.use_parts else None
+                             for i in range(len(flows))]
         with torch.no_grad():
             warped = compose_warped(source_image, [fl[-1] for fl, _ in per_part.values()], source_masks,
-                                    target_masks)
+                                    target_masks, self.warp_padding)
         extras.update(flow_names=self.flow_names, flow_masks=flow_masks, source_masks=source_masks,
-                      target_masks=target_masks, warped=warped, parts=list(self.parts))
+                      target_masks=target_masks, warped=warped, parts=list(self.parts),
+                      flow_source_masks=flow_source_masks, flow_sampler=functools.partial(warp, padding=self.warp_padding))
         return GeneratorOutput(image=warped if image is None else image, flows=flows, visibility=visibility,
                                extras=extras)
 
@@ -516,7 +461,7 @@ class FlowGenerator(Generator):
 
 
 def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], source_masks: torch.Tensor,
-                   target_masks: torch.Tensor) -> torch.Tensor:
+                   target_masks: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
     """The source warped part by part at full resolution, each part pasted inside its target box.
 
     Where target boxes overlap the warped parts are averaged; outside every box the result is 0 (grey).
@@ -525,7 +470,7 @@ def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], so
     total = torch.zeros_like(source_image)
     weight = torch.zeros_like(source_image[:, :1])
     for i, flow in enumerate(flows):
-        part = warp(source_image * source_masks[:, i:i + 1], flow)
+        part = warp(source_image * source_masks[:, i:i + 1], flow, padding)
         total = total + part * target_masks[:, i:i + 1]
         weight = weight + target_masks[:, i:i + 1]
     return total / weight.clamp_min(1.0)

@@ -27,6 +27,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "posetransfer.models.pona",
     "posetransfer.models.resnet",
     "posetransfer.models.flow",
+    "posetransfer.models.gfla",
     "posetransfer.models.discriminators",
     "posetransfer.models.flow_discriminator",
 )

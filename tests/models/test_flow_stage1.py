@@ -9,6 +9,7 @@ directly for the longer measurement reported in the helper report::
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -90,13 +91,17 @@ def synthetic_pairs(n: int, seed: int = 0, size=SIZE):
 
 
 class CachedFeatures:
-    """Wraps a feature extractor; the fixed training images are encoded once (stage 1 never changes them)."""
+    """Wraps a feature extractor; the fixed training images are encoded once (stage 1 never changes them).
+
+    Keyed by content: the loss encodes temporaries too (each part's masked source image), whose memory a
+    later temporary may reuse, so an address is no key.
+    """
 
     def __init__(self, extractor):
         self.extractor, self.cache = extractor, {}
 
     def __call__(self, images: torch.Tensor):
-        key = (images.data_ptr(), tuple(images.shape))
+        key = (hashlib.sha1(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest(), tuple(images.shape))
         if key not in self.cache:
             with torch.no_grad():
                 self.cache[key] = self.extractor(images)
