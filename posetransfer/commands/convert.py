@@ -1,18 +1,25 @@
-"""``posetransfer convert``: official PATN / PoNA ``.pth`` checkpoints → posetransfer safetensors files."""
+"""``posetransfer convert``: official PATN / PoNA / GFLA ``.pth`` checkpoints → posetransfer safetensors files."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-HELP = "convert an official PATN/PoNA checkpoint (latest_net_netG.pth) into a posetransfer .safetensors file"
+from ..errors import ConfigError
+
+HELP = ("convert an official PATN/PoNA/GFLA checkpoint (latest_net_netG.pth, latest_net_G.pth) into a posetransfer "
+        ".safetensors file")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, choices=["patn", "pona"], help="architecture of the checkpoint")
-    parser.add_argument("--input", required=True, type=Path, help="official generator state dict (*_net_netG.pth)")
+    parser.add_argument("--arch", required=True, choices=["patn", "pona", "gfla"], help="architecture of the checkpoint")
+    parser.add_argument("--input", required=True, type=Path,
+                        help="official generator state dict (*_net_netG.pth; GFLA: *_net_G.pth)")
     parser.add_argument("--out", required=True, type=Path, help="output generator file (.safetensors)")
     parser.add_argument("--preset", choices=["market", "deepfashion"],
-                        help="check that the weights' norm matches this dataset preset (batch / instance)")
+                        help="check that the weights match this dataset preset (PATN/PoNA: batch / instance norm; "
+                             "GFLA: its attention layers and kernel sizes) and record GFLA's input contract")
+    parser.add_argument("--discriminator", type=Path, metavar="PTH",
+                        help="GFLA: also convert its ResDiscriminator (*_net_D.pth)")
     parser.add_argument("--shape-d", type=Path, metavar="PTH",
                         help="also convert the official shape discriminator (*_net_netD_PB.pth)")
     parser.add_argument("--appearance-d", type=Path, metavar="PTH",
@@ -29,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from ..models.blocks import count_parameters
     from ..models.official import convert_checkpoint, convert_discriminator
 
+    if args.arch == "gfla":
+        return _run_gfla(args)
+    if args.discriminator is not None:
+        raise ConfigError("--discriminator is for --arch gfla; PATN/PoNA use --shape-d / --appearance-d")
     model = convert_checkpoint(args.arch, args.input, args.out, preset=args.preset)
     config = ", ".join(f"{k}={v}" for k, v in model.config.items())
     print(f"{args.out}: {args.arch} generator, {count_parameters(model):,} parameters ({config})")
@@ -38,5 +49,28 @@ def run(args: argparse.Namespace) -> int:
         out = _discriminator_path(args.out, role)
         d = convert_discriminator(source, out, use_sigmoid=args.d_sigmoid)
         print(f"{out}: {role} discriminator patn_resnet, input_nc={d.config['input_nc']}, "
+              f"{count_parameters(d):,} parameters")
+    return 0
+
+
+def _run_gfla(args: argparse.Namespace) -> int:
+    from ..models import gfla_convert
+    from ..models.blocks import count_parameters
+
+    if args.shape_d is not None or args.appearance_d is not None or args.d_sigmoid:
+        raise ConfigError("--shape-d / --appearance-d / --d-sigmoid are PATN/PoNA options; GFLA: --discriminator")
+    model = gfla_convert.convert_checkpoint(args.input, args.out, preset=args.preset)
+    config = ", ".join(f"{k}={v}" for k, v in model.config.items() if k != "input_contract")
+    print(f"{args.out}: gfla generator, {count_parameters(model):,} parameters ({config})")
+    contract = model.config.get("input_contract")
+    if contract:
+        h, w = contract["size"]
+        print(f"  input contract: {h}x{w} images in {contract['normalisation']}, {contract['heatmap']} heatmaps "
+              f"(sigma {contract['sigma']:g}) of keypoints given in {contract['keypoint_frame'][0]}x"
+              f"{contract['keypoint_frame'][1]}")
+    if args.discriminator is not None:
+        out = _discriminator_path(args.out, "image")
+        d = gfla_convert.convert_discriminator(args.discriminator, out, preset=args.preset)
+        print(f"{out}: image discriminator spectral_resnet, {d.config['n_layers']} layers, "
               f"{count_parameters(d):,} parameters")
     return 0

@@ -5,7 +5,8 @@ The official code needs three CUDA extensions (``resample2d``, ``block_extractor
 ``local_attn_reshape``) that do not build with current toolchains and cannot run on a CPU; here they are
 the vectorised ops of :mod:`posetransfer.models.gfla_ops`. The module names and ``nn.Sequential`` index
 layouts are GFLA's (``source.block0.model.2.weight``, ``flow_net.decoder1.shortcut.0.weight``, ...), so a
-released ``latest_net_G.pth`` converts by dropping duplicate keys only (:mod:`posetransfer.models.gfla_convert`).
+released ``latest_net_G.pth`` converts by dropping duplicate keys only
+(:mod:`posetransfer.models.gfla_convert`).
 
 Forward pass (``G(I_s, P_s, P_t)``; ``L = layers = 3``)::
 
@@ -35,8 +36,11 @@ cap 256 / 5 layers, orthogonal init (gain 0.02). Presets:
 * ``deepfashion``: ``--attn_layer=2,3 --kernel_size=2=5,3=3`` — 1/8 (kernel 3) and 1/4 (kernel 5),
   at 256×256 (GFLA stretches the 256×176 DeepFashion images; see :func:`gfla_contract`).
 
-Parameter counts (``count_parameters``): DeepFashion 14,044,709 (GFLA reports 14.04 M; of which the flow
-net 2,851,332), Market 13,232,005 (flow net 2,822,083).
+Parameter counts (``count_parameters``, equal to GFLA's own code's): DeepFashion 14,047,395 (GFLA reports
+14.04 M), of which the flow net 6,608,212; Market 12,926,471, flow net 6,604,753.
+
+With one attention layer at 1/4 (Market) the source encoder's 1/8 block is computed but unused — GFLA's
+layout, kept so that its checkpoints load strictly.
 
 Extension (GFLA itself fails there): sizes that are not multiples of 2^5 (e.g. 256×176) run, with each
 decoder output resized (bilinear) to its skip's size where the two differ; at GFLA's sizes nothing is
@@ -166,6 +170,17 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.model(x)
+
+
+class ResBlocks(nn.Module):
+    """``n`` ResBlocks in a row (GFLA ``ResBlocks``: the decoder stages' blocks before the up-sampling)."""
+
+    def __init__(self, n: int, channels: int, norm: str) -> None:
+        super().__init__()
+        self.model = nn.Sequential(*[ResBlock(channels, norm) for _ in range(n)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
 
 class ResBlockDecoder(nn.Module):
@@ -379,8 +394,7 @@ class PoseTargetNet(nn.Module):
             if num_blocks == 1:
                 stage = nn.Sequential(up)
             else:
-                blocks = nn.Sequential(*[ResBlock(ngf * prev, norm) for _ in range(num_blocks - 1)])
-                stage = nn.Sequential(blocks, up)
+                stage = nn.Sequential(ResBlocks(num_blocks - 1, ngf * prev, norm), up)
             setattr(self, f"decoder{i}", stage)
             if layers - i in self.attn_layers:
                 setattr(self, f"attn{i}", ExtractorAttn(ngf * prev, kernel_sizes[layers - i]))
