@@ -79,6 +79,7 @@ SCHEMA: dict[str, Any] = {
         "keep_last": (int, 3),
         "amp": (bool, True),
         "init": (("optional", str), None),
+        "init_flow": (("optional", str), None),   # part-flow model: its flow nets from a 'gfla' generator
     },
 }
 

@@ -7,8 +7,10 @@ One iteration (PATN ``models/PATN.py`` order): a generator step, then one step o
                    [+ sampling correctness / flow regularisation for flow models]
     D step   L_D = α·adversarial_D(D_i(P_t ‖ cond_i), D_i(pool_i(fake ‖ cond_i)))
 
-For the flow model's first stage (``train.stage: flow``) only ``G.flow_parameters()`` are trained, with the
-sampling-correctness and affine-regularisation losses on ``G.predict_flows(...)``; there is no D step.
+For the first stage of the flow models (``train.stage: flow``; the part-flow model and GFLA) only
+``G.flow_parameters()`` are trained, with the sampling-correctness and affine-regularisation losses on
+``G.predict_flows(...)``; there is no D step. ``train.init_flow`` starts the part-flow model's flow nets
+from a GFLA generator's (e.g. converted released weights).
 
 Everything a resumed run needs to continue *exactly* (weights, Adam moments, RNG states, the data order
 position, the image pools; the learning rate is a function of the step) goes into each checkpoint, so on CPU
@@ -33,7 +35,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import distributed as D
 from .config import apply_overrides, dump_config, validate
-from .errors import CheckpointError, ConfigError, PosetransferError, TrainingError
+from .errors import CheckpointError, ConfigError, ModelError, PosetransferError, TrainingError
 from .io import atomic_write_text, save_image, write_json
 from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
@@ -129,6 +131,8 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
     G = build_generator(model_cfg.pop("name"), **model_cfg)
     if train_cfg["init"] and stored is None:
         _init_generator(G, train_cfg["init"])
+    if train_cfg["init_flow"] and stored is None:
+        _init_flow_nets(G, train_cfg["init_flow"])
     discs: dict[str, nn.Module] = {}
     disc_inputs: dict[str, list[str]] = {}
     disc_logits: list[bool] = []
@@ -514,6 +518,22 @@ def _init_generator(G: nn.Module, path: str) -> None:
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the configured model ({str(exc).splitlines()[0]})") from None
     log.info("generator initialised from %s", path)
+
+
+def _init_flow_nets(G: nn.Module, path: str) -> None:
+    """Start the part-flow model's per-part flow nets from a GFLA generator's flow net (same layout)."""
+    from .models.registry import read_generator_file
+
+    if not hasattr(G, "init_flow_nets_from_gfla"):
+        raise ConfigError(f"train.init_flow initialises the part-flow model ('flow'), not {G.arch!r}")
+    arch, _, state = read_generator_file(ckpt.resolve_generator_file(path))
+    if arch != "gfla":
+        raise CheckpointError(f"{path}: train.init_flow needs a 'gfla' generator, this file holds {arch!r}")
+    try:
+        G.init_flow_nets_from_gfla(state, where=str(path))
+    except ModelError as exc:
+        raise CheckpointError(str(exc)) from None
+    log.info("part flow nets initialised from the GFLA flow net of %s", path)
 
 
 def _next_batch(batches: Iterator[dict[str, Any]]) -> dict[str, Any]:

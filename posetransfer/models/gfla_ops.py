@@ -30,7 +30,8 @@ sampling-correctness loss, ``Resample2d(4, 1, sigma=2)``)
     exact derivative of the forward everywhere the floor is constant.)
 
 Every op takes and returns float tensors of any floating dtype; the sampling positions are computed in the
-input dtype (float64 in the gradient checks). The literal loop transliterations of the three kernels that
+flow's dtype but at least float32 (half precision would misplace them under autocast; float64 in the
+gradient checks). The literal loop transliterations of the three kernels that
 these functions are tested against are in ``tests/models/test_gfla_ops.py``.
 """
 from __future__ import annotations
@@ -67,6 +68,11 @@ def local_attn_reshape(weights: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return F.pixel_shuffle(weights, k)
 
 
+def _position_dtype(flow: torch.Tensor) -> torch.dtype:
+    """Sampling positions in at least float32: a half-precision flow (autocast) would put them 1/32 px off."""
+    return torch.promote_types(flow.dtype, torch.float32)
+
+
 def _normalise(position: torch.Tensor, size: int) -> torch.Tensor:
     """Pixel coordinate → ``grid_sample`` coordinate (align_corners=True; a 1-pixel axis maps to pixel 0)."""
     return position * (2.0 / max(size - 1, 1)) - 1.0
@@ -78,7 +84,8 @@ def block_extractor(source: torch.Tensor, flow: torch.Tensor, kernel_size: int) 
     k = _check_kernel(kernel_size, "block_extractor")
     b, _, h, w = flow.shape
     hs, ws = source.shape[2:]
-    dtype, device = flow.dtype, flow.device
+    dtype, device = _position_dtype(flow), flow.device
+    flow = flow.to(dtype)
     offsets = torch.arange(k, device=device, dtype=dtype) - k // 2
     xs = torch.arange(w, device=device, dtype=dtype).view(1, 1, w)
     ys = torch.arange(h, device=device, dtype=dtype).view(1, h, 1)
@@ -86,8 +93,9 @@ def block_extractor(source: torch.Tensor, flow: torch.Tensor, kernel_size: int) 
     py = (ys + flow[:, 1]).view(b, h, 1, w, 1) + offsets.view(1, 1, k, 1, 1)     # B×h×k×w×1
     gx = _normalise(px, ws).expand(b, h, k, w, k).reshape(b, h * k, w * k)
     gy = _normalise(py, hs).expand(b, h, k, w, k).reshape(b, h * k, w * k)
-    grid = torch.stack((gx, gy), dim=3).to(source.dtype)
-    return F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    grid = torch.stack((gx, gy), dim=3)
+    sampled = F.grid_sample(source.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return sampled.to(source.dtype)
 
 
 def local_blocks(source: torch.Tensor, kernel_size: int) -> torch.Tensor:
@@ -122,6 +130,7 @@ def _resample(source: torch.Tensor, flow: torch.Tensor, kernel_size: int, dilati
     n = kernel_size // 2
     if n == 0:                                                    # no taps: SAFE_DIV(0, 0) = 0
         return source.new_zeros(b, c, h, w)
+    flow = flow.to(_position_dtype(flow))
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     x_taps, x_weights = _gaussian_taps(xs + flow[:, 0], n, dilation, sigma, ws)   # each B×h×w
