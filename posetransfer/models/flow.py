@@ -16,7 +16,7 @@ Forward pass (paper eq. numbers in brackets; C = 2·ngf channels at 1/4 resoluti
 
 Flow convention (the whole package): a flow is B×2×h×w of pixel offsets (dx, dy) *in the flow's own
 resolution*; the value at target position (x, y) says "sample the source at (x + dx, y + dy)" (bilinear,
-``grid_sample(align_corners=True)``, zeros outside). A flow of +3 in x everywhere therefore moves the image
+``grid_sample(align_corners=True)``, zeros outside unless ``warp_padding="border"``). A flow of +3 in x everywhere therefore moves the image
 content 3 pixels to the *left*. :func:`resize_flow` converts a flow to another resolution (values scaled
 by (W-1)/(w-1), (H-1)/(h-1), the align_corners=True pixel mapping).
 
@@ -27,12 +27,21 @@ Open points of the paper (figures and supplementary missing) and what we chose �
    leg = both hips, both legs (anchors shared). Configurable (``part_joints``).
 2. Part "crop": full-canvas masking with the joint bounding box grown by ``part_margin``·H (flow_parts).
 3. Flow-net input: the two sub-poses only (eq. 1); ``flow_image_input=True`` adds the part image (GFLA).
-4. Flow-net layout: GFLA ``PoseFlowNet`` (5 encoder blocks 32…256 ch, residual up-blocks with jump skips,
-   3×3 conv flow head, 3×3 conv + sigmoid visibility head), one per part, separate weights.
+4. Flow-net layout: exactly GFLA's ``PoseFlowNet`` (:class:`posetransfer.models.gfla.PoseFlowNet`, the
+   same class and key layout as the ``gfla`` generator's: 5 encoder blocks 32…256 ch, residual up-blocks
+   whose hidden width is their output width, jump skips, 3×3 conv flow head, 3×3 conv + sigmoid
+   visibility head), one per part, separate weights. Only the input differs (the part's two sub-poses
+   instead of image + both full poses), so a GFLA flow net initialises every part's net with its first
+   norm and conv restricted to the part's channels (``train.init_flow=gfla.safetensors``,
+   :meth:`FlowGenerator.init_flow_nets_from_gfla`).
 5. Flow scales: GFLA's — Market 1/4 only, DeepFashion 1/8 and 1/4 (``flow_scales``). The paper describes
    one warp; with two scales each part's target stream blends at 1/8, is decoded to 1/4 and blends again
    (GFLA's target-stream scheme), so "target-pose features" at 1/4 are the decoded 1/8 result.
 6. Warping: plain bilinear sampling as the paper says (GFLA's content-aware local attention is dropped).
+   Outside the source it reads zeros by default (``warp_padding="zeros"``): the paper's bilinear warp is
+   GFLA's bilinear sampler (its ``BilinearSamplingBlock``, flow visualisation and the correctness loss's
+   bilinear option all call ``grid_sample`` with its zeros padding); only GFLA's CUDA samplers (block
+   extractor, Gaussian resampler) clamp to the border, which ``warp_padding="border"`` gives.
 7. Encoders: GFLA ``EncoderBlock`` stacks (IN affine, LeakyReLU 0.1); separate part image / part pose
    encoders per part, one global pose encoder; C = 128 at 1/4 with ngf 64.
 8. HDCB: per part, [conv3×3 dilation d, IN, LReLU] for d in (1, 2), residual (``hdcb_dilations``).
@@ -53,16 +62,19 @@ Ablations of the paper's Table 3: ``use_parts=False`` (w/o Part: one flow net on
 poses warps features of the whole source image), ``pnb=False`` (w/o PNB), ``hdcb=False`` (w/o HDCB).
 
 Stage 1 (flow pre-training) uses :meth:`FlowGenerator.predict_flows` and :meth:`flow_parameters`; the loss
-is ``flow_losses.sampling_correctness_loss`` with the per-part target masks ``extras["flow_masks"]``.
+is ``flow_losses.sampling_correctness_loss`` with the per-part target masks ``extras["flow_masks"]`` and,
+on the source side, each part's masked source image ``extras["flow_source_masks"]`` — the pixels that
+part's features come from in the generator (see flow_losses for why).
 
-Parameter counts (the paper reports none): Market preset 26,612,352 (the three flow nets 21,436,317);
-DeepFashion preset 40,402,185 (flow nets 21,446,694; the 1/8-scale warp adds 256-channel part streams).
-Ablations on DeepFashion: w/o Part 14,768,735, w/o PNB 40,336,009, w/o HDCB 39,515,145.
+Parameter counts (the paper reports none): Market preset 24,951,744 (the three flow nets 19,775,709);
+DeepFashion preset 38,741,577 (flow nets 19,786,086; the 1/8-scale warp adds 256-channel part streams).
+Ablations on DeepFashion: w/o Part 14,215,199, w/o PNB 38,675,401, w/o HDCB 37,854,537.
 
 ``extras`` of the returned :class:`GeneratorOutput`: ``flow_names`` (``"head@1/4"``, …, aligned with
 ``flows`` / ``visibility``), ``flow_masks`` (target part mask at each flow's resolution), ``source_masks``
 and ``target_masks`` (B×P×H×W part boxes), ``warped`` (the source warped part by part, for figures),
-``parts``, and with the PNB ``relations`` (``{"4": B×16×16, "6": B×36×36}``) and ``relation_grid``.
+``parts``, ``flow_source_masks`` and ``flow_sampler`` (what the correctness loss samples and how), and with
+the PNB ``relations`` (``{"4": B×16×16, "6": B×36×36}``) and ``relation_grid``.
 """
 from __future__ import annotations
 
