@@ -46,8 +46,8 @@ Extension (GFLA itself fails there): sizes that are not multiples of 2^5 (e.g. 2
 decoder output resized (bilinear) to its skip's size where the two differ; at GFLA's sizes nothing is
 resized.
 
-``GeneratorOutput``: ``flows`` and ``visibility`` (GFLA's occlusion masks) coarse → fine, one per
-attention layer, flows in pixels of their own resolution (the package convention: sample the source at
+``GeneratorOutput``: ``flows`` and ``visibility`` (GFLA's occlusion masks, also given as ``attention``)
+coarse → fine, one per attention layer, flows in pixels of their own resolution (the package convention: sample the source at
 (x + dx, y + dy)); ``extras``: ``flow_names`` (``"1/8"``, ``"1/4"``), ``attention_weights`` (B×k²×h×w
 softmax weights per attention layer), ``warped`` (the source image bilinearly warped with the finest flow,
 for figures), and the hints the flow losses read: ``flow_sampler`` (GFLA's Gaussian 4×4 resampler, σ 2, for
@@ -435,6 +435,8 @@ def gaussian_sampler(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
 
 class GFLAGenerator(Generator):
     arch = "gfla"
+    #: the frames of the released models (``posetransfer models`` / ``summary``)
+    preset_sizes = PRESET_SIZES
 
     def __init__(self, ngf: int = 64, max_channels: int = 512, layers: int = 3, num_blocks: int = 2,
                  attn_layers: Sequence[int] = (2, 3), kernel_sizes: Sequence[int] = (5, 3), flow_ngf: int = 32,
@@ -498,8 +500,10 @@ class GFLAGenerator(Generator):
             warped = warp_image(source_image, flows[-1])
         extras.update(flow_names=self.flow_names, warped=warped, flow_sampler=gaussian_sampler,
                       regularization_kernels=[self.kernel_by_layer[a] for a in self.attn_order])
-        return GeneratorOutput(image=warped if image is None else image, flows=list(flows), visibility=list(masks),
-                               extras=extras)
+        # GFLA's occlusion masks are also its attention masks (where the warped source features are used):
+        # figures, the training image grid and the web demo show them through ``attention``
+        return GeneratorOutput(image=warped if image is None else image, attention=list(masks), flows=list(flows),
+                               visibility=list(masks), extras=extras)
 
     def predict_flows(self, source_image: torch.Tensor, source_heatmaps: torch.Tensor,
                       target_heatmaps: torch.Tensor) -> GeneratorOutput:

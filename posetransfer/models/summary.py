@@ -81,6 +81,12 @@ def _build(kind: str, name: str, preset: str | None, overrides: dict[str, Any]) 
             raise ModelError(f"generator {name!r}: {exc}") from None
 
 
+def input_size(model: nn.Module, preset: str) -> tuple[int, int]:
+    """The frame a model's preset is meant for: its own ``preset_sizes`` (GFLA's DeepFashion runs at 256×256)
+    or the datasets' standard sizes."""
+    return tuple(getattr(model, "preset_sizes", {}).get(preset, PRESET_SIZES[preset]))
+
+
 def model_kind(name: str) -> str:
     if name in generator_names():
         return "generator"
@@ -97,7 +103,7 @@ def summarize(name: str, preset: str | None = None, overrides: dict[str, Any] | 
         raise ModelError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     kind = model_kind(name)
     model = _build(kind, name, preset, dict(overrides or {}))
-    h, w = size or PRESET_SIZES[preset or "market"]
+    h, w = size or input_size(model, preset or "market")
     if kind == "generator":
         pose = int(getattr(model, "pose_channels", 18))
         inputs = [(batch, 3, h, w), (batch, pose, h, w), (batch, pose, h, w)]
@@ -165,15 +171,16 @@ def catalog() -> list[dict[str, Any]]:
     for name in generator_names():
         entry: dict[str, Any] = {"name": name, "kind": "generator"}
         for preset in PRESETS:
+            h, w = PRESET_SIZES[preset]
             try:
                 model = _build("generator", name, preset, {})
                 entry[f"params_{preset}"] = count_parameters(model)
                 pose = int(getattr(model, "pose_channels", 18))
+                h, w = input_size(model, preset)
             except Exception as exc:  # a broken model must not hide the others
                 entry[f"params_{preset}"] = None
                 entry["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 pose = 18
-            h, w = PRESET_SIZES[preset]
             entry[f"input_{preset}"] = f"3×{h}×{w} + 2×{pose}×{h}×{w}"
         entries.append(entry)
     for name in discriminator_names():
