@@ -55,8 +55,9 @@ from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
-#: input sizes (H, W) of the two datasets, plus the scaling study's extra size
-SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176), "512x352": (512, 352)}
+#: input sizes (H, W) of the two datasets, plus the scaling study's extra size and GFLA's DeepFashion frame
+SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176), "512x352": (512, 352),
+                                     "256x256": (256, 256)}
 
 #: table labels and registry configs of the default rows (registry names not listed get a row of their own)
 DEFAULT_SPECS: list[tuple[str, str, dict[str, Any]]] = [
@@ -66,6 +67,7 @@ DEFAULT_SPECS: list[tuple[str, str, dict[str, Any]]] = [
     ("PoNA (2 blocks)", "pona", {"n_blocks": 2}),
     ("ResNet G (9 blocks)", "resnet", {}),
     ("Part-flow G", "flow", {}),
+    ("GFLA", "gfla", {}),
 ]
 
 #: tiny widths for ``--quick`` (fast smoke runs and tests)
@@ -75,16 +77,19 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "pona": {"ngf": 8, "n_blocks": 1},
     "resnet": {"ngf": 8, "n_blocks": 1},
     "flow": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32},
+    "gfla": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32},
 }
 QUICK_DISCRIMINATOR = {"ndf": 8, "n_blocks": 1}
 
 #: Published model size and speed on DeepFashion (GPU figures; the tables give no CPU numbers):
-#: PATN/APATN TPAMI Table 2 (papers/001) and PoNA TIP Table II (papers/002, Titan Xp).
+#: PATN/APATN TPAMI Table 2 (papers/001) and PoNA TIP Table II (papers/002, Titan Xp); GFLA's 14.04 M as the
+#: later papers' tables give it (e.g. PIDM CVPR'23 Table 1), no speed.
 PUBLISHED: dict[tuple[str, int | None], dict[str, Any]] = {
     ("patn", 9): {"params_m": 41.36, "speed": "60.61 fps [PATN T2]; 97.37 fps [PoNA T-II]"},
     ("apatn", 5): {"params_m": 16.93, "speed": "58.82 fps [PATN T2]"},
     ("pona", 3): {"params_m": 34.33, "speed": "105.18 fps [PoNA T-II]"},
     ("pona", 2): {"params_m": 23.31, "speed": "179.32 fps [PoNA T-II]"},
+    ("gfla", None): {"params_m": 14.04},
 }
 
 
@@ -126,7 +131,12 @@ def block_count(model: nn.Module) -> int | None:
 
 
 def published_for(model: nn.Module) -> dict[str, Any]:
-    return PUBLISHED.get((getattr(model, "arch", ""), block_count(model)), {})
+    """The published figures of this model — none when its size is not the published one (another width,
+    or GFLA's Market model beside the DeepFashion figure)."""
+    published = PUBLISHED.get((getattr(model, "arch", ""), block_count(model)), {})
+    if published and abs(count_parameters(model) / 1e6 - published["params_m"]) > 0.02 * published["params_m"]:
+        return {}
+    return published
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,7 +389,7 @@ def _discriminators_for(name: str, preset: str | None, config: dict[str, Any]) -
     from .models.registry import build_discriminator
 
     tiny = QUICK_DISCRIMINATOR if config.get("ngf", 64) <= 16 else {}
-    if name == "flow":
+    if name in ("flow", "gfla"):          # GFLA's unconditional spectral-norm ResDiscriminator
         extra = {"ndf": 8, "max_channels": 16} if tiny else {}
         return {"image": (build_discriminator("spectral_resnet", preset=preset, input_nc=3, **extra), "none")}
     norm = "batch" if preset == "market" else "instance"

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=None, metavar="NAME",
                         help="registry names to benchmark (default: every registered generator)")
-    parser.add_argument("--sizes", nargs="+", default=None, choices=("market", "deepfashion", "512x352"),
+    parser.add_argument("--sizes", nargs="+", default=None, choices=("market", "deepfashion", "512x352", "256x256"),
                         help="input sizes (default: market deepfashion; --quick: market)")
     parser.add_argument("--batch", nargs="+", type=int, default=None, metavar="B",
                         help="inference batch sizes (default: 1 16; --quick: 1 2)")
