@@ -90,8 +90,8 @@ from ..errors import ModelError
 from .base import Generator, GeneratorOutput
 from .blocks import resolve_preset
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
-from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, init_orthogonal,
-                   match_size, norm_act, select_flow_net_inputs)
+from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, check_inputs,
+                   init_orthogonal, match_size, norm_act, select_flow_net_inputs)
 from .registry import register_generator
 
 DEFAULTS: dict[str, Any] = {
@@ -392,17 +392,7 @@ class FlowGenerator(Generator):
         return [f"{part}@1/{s}" for part in self.parts for s in self.flow_scales]
 
     def _check(self, source_image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor):
-        if source_image.dim() != 4 or source_image.shape[1] != 3:
-            raise ModelError(f"source image must be B×3×H×W, got {tuple(source_image.shape)}")
-        for name, maps in (("source", source_heatmaps), ("target", target_heatmaps)):
-            if maps.dim() != 4 or maps.shape[1] != self.pose_channels:
-                raise ModelError(f"{name} heatmaps must be B×{self.pose_channels}×H×W, got {tuple(maps.shape)}")
-            if maps.shape[0] != source_image.shape[0] or maps.shape[2:] != source_image.shape[2:]:
-                raise ModelError(f"{name} heatmaps {tuple(maps.shape)} do not match the image "
-                                 f"{tuple(source_image.shape)}")
-        h, w = source_image.shape[2:]
-        if min(h, w) < 2 ** self.flow_layers:
-            raise ModelError(f"image {h}x{w} is too small for the flow networks (min side {2 ** self.flow_layers})")
+        check_inputs(source_image, source_heatmaps, target_heatmaps, 3, self.pose_channels, 2 ** self.flow_layers)
 
     def _masks(self, heatmaps: torch.Tensor) -> torch.Tensor:
         if not self.use_parts:

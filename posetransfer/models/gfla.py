@@ -433,6 +433,22 @@ def gaussian_sampler(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
     return resample2d(features, flow, CORRECTNESS_KERNEL, 1, CORRECTNESS_SIGMA)
 
 
+def check_inputs(source_image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor,
+                 image_channels: int, pose_channels: int, min_side: int) -> None:
+    """One-line ModelErrors for the generator call's tensors (shapes, matching sizes, a flow net's minimum)."""
+    if source_image.dim() != 4 or source_image.shape[1] != image_channels:
+        raise ModelError(f"source image must be B×{image_channels}×H×W, got {tuple(source_image.shape)}")
+    for name, maps in (("source", source_heatmaps), ("target", target_heatmaps)):
+        if maps.dim() != 4 or maps.shape[1] != pose_channels:
+            raise ModelError(f"{name} heatmaps must be B×{pose_channels}×H×W, got {tuple(maps.shape)}")
+        if maps.shape[0] != source_image.shape[0] or maps.shape[2:] != source_image.shape[2:]:
+            raise ModelError(f"{name} heatmaps {tuple(maps.shape)} do not match the image "
+                             f"{tuple(source_image.shape)}")
+    h, w = source_image.shape[2:]
+    if min(h, w) < min_side:
+        raise ModelError(f"image {h}x{w} is too small for the flow net (min side {min_side})")
+
+
 class GFLAGenerator(Generator):
     arch = "gfla"
     #: the frames of the released models (``posetransfer models`` / ``summary``)
@@ -479,17 +495,8 @@ class GFLAGenerator(Generator):
         return [f"1/{2 ** a}" for a in self.attn_order]
 
     def _check(self, source_image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor):
-        if source_image.dim() != 4 or source_image.shape[1] != self.image_channels:
-            raise ModelError(f"source image must be B×{self.image_channels}×H×W, got {tuple(source_image.shape)}")
-        for name, maps in (("source", source_heatmaps), ("target", target_heatmaps)):
-            if maps.dim() != 4 or maps.shape[1] != self.pose_channels:
-                raise ModelError(f"{name} heatmaps must be B×{self.pose_channels}×H×W, got {tuple(maps.shape)}")
-            if maps.shape[0] != source_image.shape[0] or maps.shape[2:] != source_image.shape[2:]:
-                raise ModelError(f"{name} heatmaps {tuple(maps.shape)} do not match the image "
-                                 f"{tuple(source_image.shape)}")
-        h, w = source_image.shape[2:]
-        if min(h, w) < 2 ** self.flow_layers:
-            raise ModelError(f"image {h}x{w} is too small for the flow net (min side {2 ** self.flow_layers})")
+        check_inputs(source_image, source_heatmaps, target_heatmaps, self.image_channels, self.pose_channels,
+                     2 ** self.flow_layers)
 
     def _flows(self, source_image, source_heatmaps, target_heatmaps):
         self._check(source_image, source_heatmaps, target_heatmaps)

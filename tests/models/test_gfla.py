@@ -136,3 +136,11 @@ def test_bad_inputs_are_one_line_model_errors():
         g(*(F.interpolate(x, size=(16, 16)) for x in (image, src, tgt)))
     with pytest.raises(ModelError, match="preset"):
         gfla_contract("celeba")
+
+
+def test_models_catalog_lists_gfla_at_its_released_frames():
+    from posetransfer.models.summary import catalog
+
+    entry = next(e for e in catalog() if e["name"] == "gfla")
+    assert entry["params_deepfashion"] == 14_047_395 and entry["params_market"] == 12_926_471
+    assert entry["input_deepfashion"].startswith("3×256×256")
