@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "reid-augment": "reid_augment",
     "serve": "serve",
     "convert": "convert",
+    "export": "export",
     "models": "models",
     "summary": "summary",
     "bench": "bench",

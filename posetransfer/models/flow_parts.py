@@ -111,7 +111,7 @@ def part_boxes(heatmaps: torch.Tensor, parts: Mapping[str, Sequence[int]], margi
     """
     b, _, h, w = heatmaps.shape
     positions, present = joint_positions(heatmaps, threshold)
-    pad = int(round(margin * h))
+    pad = int(round(margin * int(h)))     # int(): a traced (TorchScript) shape is a tensor
     big = max(h, w) + 1
     boxes, valid = [], []
     for joints in parts.values():

@@ -21,6 +21,9 @@ measured faster; smaller convolutions keep the direct kernel.
 """
 from __future__ import annotations
 
+import math
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,49 +57,99 @@ def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     return u.reshape(16 * k, c, 1, 1).to(weight.dtype).contiguous()
 
 
-def _input_transform(xp: torch.Tensor) -> torch.Tensor:
-    """(N, Hp, Wp, C) padded input → V (N·th·tw, 16, C) = Bᵀ d B for every 4×4 tile d (stride 2).
+class _Workspace(threading.local):
+    """Scratch buffers reused by every Winograd convolution of a thread.
 
-    Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: rows first on strided row views of the
-    whole input (4 ops), then columns straight into V's 16 slots (16 ops).
+    Why: the transformed tiles of one chunk are megabytes, and a fresh allocation that large is served
+    by new pages from the kernel — the page faults (zeroing every page) measured 15× the cost of writing
+    the data into a buffer already mapped (9.8 ms vs 0.7 ms for 33 MB). Inference runs one convolution at
+    a time per thread, so one buffer per role, grown to the largest chunk, serves them all. Per thread, so
+    that two threads serving two requests never share one.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self.buffers.get(role)
+        if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(numel, dtype=like.dtype, device=like.device)
+            self.buffers[role] = buf
+        return buf[:numel].view(shape)
+
+    def clear(self) -> None:
+        self.buffers.clear()
+
+
+_WORKSPACE = _Workspace()
+
+
+def release_workspace() -> None:
+    """Free this thread's scratch buffers (they are kept between calls for speed)."""
+    _WORKSPACE.clear()
+
+
+def _input_transform(xp: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, Hp, Wp, C) padded input → V (N, th, tw, 16, C) = Bᵀ d B for every 4×4 tile d (stride 2).
+
+    Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: rows first, then columns, each pass in
+    three element-wise ops over strided views (rows 0 and 3 of Bᵀ are both "i minus i + 2", so one op makes
+    both). Few, large ops matter more than the arithmetic: each op ends in a barrier of the thread pool,
+    and on a busy machine every barrier can wait for a preempted thread.
     """
     n, hp, wp, c = xp.shape
     th, tw = (hp - 2) // 2, (wp - 2) // 2
-    rows = [xp[:, i:i + 2 * th:2] for i in range(4)]            # (N, th, Wp, C): rows 2·y + i
-    r = torch.empty(4, n, th, wp, c, dtype=xp.dtype, device=xp.device)
-    torch.sub(rows[0], rows[2], out=r[0])
-    torch.add(rows[1], rows[2], out=r[1])
-    torch.sub(rows[2], rows[1], out=r[2])
-    torch.sub(rows[1], rows[3], out=r[3])
-    v = torch.empty(n, th, tw, 16, c, dtype=xp.dtype, device=xp.device)
-    for a in range(4):
-        cols = [r[a][:, :, j:j + 2 * tw:2] for j in range(4)]    # (N, th, tw, C): columns 2·x + j
-        torch.sub(cols[0], cols[2], out=v[:, :, :, 4 * a])
-        torch.add(cols[1], cols[2], out=v[:, :, :, 4 * a + 1])
-        torch.sub(cols[2], cols[1], out=v[:, :, :, 4 * a + 2])
-        torch.sub(cols[1], cols[3], out=v[:, :, :, 4 * a + 3])
+    sn, sh, sw, sc = xp.stride()
+    off = xp.storage_offset()
+    r = _WORKSPACE.get("rows", (4, n, th, wp, c), xp)
+
+    def rows(i: int, count: int = 1) -> torch.Tensor:      # (count, N, th, Wp, C): rows 2·y + i + q
+        return xp.as_strided((count, n, th, wp, c), (sh, sn, 2 * sh, sw, sc), off + i * sh)
+
+    torch.sub(rows(0, 2), rows(2, 2), out=r[0::3])          # r0 = d0 - d2, r3 = d1 - d3
+    torch.add(rows(1)[0], rows(2)[0], out=r[1])
+    torch.sub(rows(2)[0], rows(1)[0], out=r[2])
+    if v is None:
+        v = torch.empty(n, th, tw, 16, c, dtype=xp.dtype, device=xp.device)
+    rs = r.stride()
+
+    def cols(j: int, count: int = 1) -> torch.Tensor:      # (4 a, N, th, tw, count, C): columns 2·x + j + q
+        return r.as_strided((4, n, th, tw, count, c), (rs[0], rs[1], rs[2], 2 * rs[3], rs[3], rs[4]),
+                            r.storage_offset() + j * rs[3])
+
+    vp = v.view(n, th, tw, 4, 4, c).permute(3, 0, 1, 2, 4, 5)  # (a, N, th, tw, b, C)
+    torch.sub(cols(0, 2), cols(2, 2), out=vp[:, :, :, :, 0::3])
+    torch.add(cols(1)[..., 0, :], cols(2)[..., 0, :], out=vp[:, :, :, :, 1])
+    torch.sub(cols(2)[..., 0, :], cols(1)[..., 0, :], out=vp[:, :, :, :, 2])
     return v
 
 
 def _output_transform(m: torch.Tensor, out: torch.Tensor) -> None:
-    """m (N, th, tw, 16, K) → out (N, 2·th, 2·tw, K) = Aᵀ m A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    """m (N, th, tw, 16, K) → out (N, 2·th, 2·tw, K) = Aᵀ m A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    (8 element-wise ops: rows, then columns, each output row/column pair of every tile in one op)."""
     n, th, tw = m.shape[:3]
     k = m.shape[-1]
-    s = torch.empty(2, n, th, tw, 4, k, dtype=m.dtype, device=m.device)   # rows combined, per column b
+    s = _WORKSPACE.get("cols", (2, n, th, tw, 4, k), m)       # rows combined, per column b
     mv = m.view(n, th, tw, 4, 4, k)
     torch.add(mv[:, :, :, 0], mv[:, :, :, 1], out=s[0]).add_(mv[:, :, :, 2])
     torch.sub(mv[:, :, :, 1], mv[:, :, :, 2], out=s[1]).sub_(mv[:, :, :, 3])
-    tiles = out.view(n, th, 2, tw, 2, k)
-    for i in range(2):
-        torch.add(s[i][..., 0, :], s[i][..., 1, :], out=tiles[:, :, i, :, 0]).add_(s[i][..., 2, :])
-        torch.sub(s[i][..., 1, :], s[i][..., 2, :], out=tiles[:, :, i, :, 1]).sub_(s[i][..., 3, :])
+    tiles = out.view(n, th, 2, tw, 2, k).permute(2, 0, 1, 3, 4, 5)   # (i, N, th, tw, j, K)
+    torch.add(s[..., 0, :], s[..., 1, :], out=tiles[..., 0, :]).add_(s[..., 2, :])
+    torch.sub(s[..., 1, :], s[..., 2, :], out=tiles[..., 1, :]).sub_(s[..., 3, :])
+
+
+#: the tile slot t = 4·a + b whose product reaches all four outputs of a tile with coefficient 1
+#: (Aᵀ[i, 1] = 1 for both rows i): adding the bias there adds it to every output
+_BIAS_SLOT = 5
 
 
 class WinogradConv2d(nn.Module):
     """A 3×3 stride-1 ``Conv2d`` (+ optional ReLU) computed with Winograd F(2×2, 3×3); eval/CPU only.
 
     The 16 tile products run through ``product`` (a :class:`~posetransfer.models.fast.PackedConv2d` of the
-    grouped 1×1 convolution); inputs it cannot take (odd output size, other dtypes, autograd) go through the
+    grouped 1×1 convolution), which also adds the bias (in slot :data:`_BIAS_SLOT`, so the output transform
+    needs no extra pass); inputs it cannot take (odd output size, other dtypes, autograd) go through the
     direct convolution with the original weight.
     """
 
@@ -110,8 +163,12 @@ class WinogradConv2d(nn.Module):
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
         self.activation = activation
         self.padding = conv.padding[0]
-        grouped = nn.Conv2d(16 * conv.in_channels, 16 * conv.out_channels, 1, groups=16, bias=False)
+        k = conv.out_channels
+        grouped = nn.Conv2d(16 * conv.in_channels, 16 * k, 1, groups=16, bias=self.bias is not None)
         grouped.weight.data.copy_(transform_weight(self.weight.detach()))
+        if self.bias is not None:
+            grouped.bias.data.zero_()
+            grouped.bias.data[_BIAS_SLOT * k:(_BIAS_SLOT + 1) * k] = self.bias.detach()
         self.product = product(grouped) if product is not None else grouped
 
     def extra_repr(self) -> str:
@@ -125,10 +182,22 @@ class WinogradConv2d(nn.Module):
         """Convolve a block of the channels-last padded input ``xl`` into the matching block of ``out``."""
         n, hp, wp, c = xl.shape
         th, tw = (hp - 2) // 2, (wp - 2) // 2
-        v = _input_transform(xl)                                          # (n, th, tw, 16, C)
+        v = _input_transform(xl, _WORKSPACE.get("tiles", (n, th, tw, 16, c), xl))
         grouped_in = v.view(1, n * th * tw, 16 * c, 1).permute(0, 2, 1, 3)  # NCHW view of channels-last data
         m = self.product(grouped_in)                                      # (1, 16K, P, 1), channels-last
         _output_transform(m.permute(0, 2, 3, 1).reshape(n, th, tw, 16, out.shape[-1]), out)
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → channels-last (N, H + 2p, W + 2p, C) with a zero border (a view when p = 0)."""
+        p = self.padding
+        if not p:
+            return x.permute(0, 2, 3, 1)
+        n, c, h, w = x.shape
+        xl = _WORKSPACE.get("padded", (n, h + 2 * p, w + 2 * p, c), x)
+        xl[:, 0::h + 2 * p - 1].zero_()                                    # first and last row
+        xl[:, :, 0::w + 2 * p - 1].zero_()                                 # first and last column
+        xl[:, p:-p, p:-p].copy_(x.permute(0, 2, 3, 1))
+        return xl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -139,11 +208,7 @@ class WinogradConv2d(nn.Module):
             return self._direct(x)
         th, tw = (hp - 2) // 2, (wp - 2) // 2
         k = self.weight.shape[0]
-        if p:                                                             # zero border, channels-last copy
-            xl = x.new_zeros(n, hp, wp, c)
-            xl[:, p:-p, p:-p].copy_(x.permute(0, 2, 3, 1))
-        else:
-            xl = x.permute(0, 2, 3, 1)                                    # (N, Hp, Wp, C) view
+        xl = self._padded(x)
         out = torch.empty(n, 2 * th, 2 * tw, k, dtype=x.dtype)
         budget = max(1, CHUNK_BYTES // (16 * max(c, k) * x.element_size()))   # tiles per step
         if th * tw <= budget:                                             # whole samples
@@ -156,8 +221,6 @@ class WinogradConv2d(nn.Module):
                 for y in range(0, th, rows):
                     y1 = min(th, y + rows)
                     self._tiles(xl[i:i + 1, 2 * y:2 * y1 + 2], out[i:i + 1, 2 * y:2 * y1])
-        if self.bias is not None:
-            out += self.bias
         if self.activation == "relu":
             out.relu_()
         return out.permute(0, 3, 1, 2)                                    # channels-last (N, K, H, W)

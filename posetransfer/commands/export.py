@@ -1,0 +1,35 @@
+"""``posetransfer export``: write a generator as ONNX or TorchScript, checked against the PyTorch model."""
+from __future__ import annotations
+
+import argparse
+
+from .transfer import add_model_arguments
+
+HELP = "export a generator to ONNX or TorchScript (dynamic batch, metadata, checked against PyTorch)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="file format")
+    parser.add_argument("--out", required=True, help="output file (e.g. patn.onnx, patn.pt)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="do not run the written file against the PyTorch model")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime import configure_threads
+
+    configure_threads()                      # before torch is imported: see posetransfer.runtime
+    from ..apps.transfer import Transferer
+    from ..errors import ConfigError
+    from ..export import export_generator, generator_metadata
+
+    if args.device != "cpu":
+        raise ConfigError("export runs on the CPU (--device cpu); the exported file runs anywhere")
+    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device="cpu")
+    metadata = generator_metadata(model.generator, model.size, heatmap=model.heatmap_mode, sigma=model.sigma,
+                                  checkpoint=model.name, size_source=model.size_source)
+    report = export_generator(model.generator, args.out, args.format, model.size, metadata=metadata,
+                              check_batch=None if args.no_check else 3)
+    print(report.summary())
+    return 0
