@@ -14,9 +14,9 @@ from scipy import ndimage
 from posetransfer import cli
 from posetransfer.data import keypoints as K
 from posetransfer.data import synth
+from posetransfer.data.prepare import find_split_files, identity_of
 from posetransfer.data.synth import raster
 from posetransfer.data.synth import writer as synth_writer
-from posetransfer.data.prepare import find_split_files, identity_of
 from posetransfer.errors import DataError, PoseError
 
 MAGENTA = np.array([255, 0, 255])
@@ -115,7 +115,7 @@ def test_different_seeds_give_different_people(tmp_path, market):
 #: SHA-256 of every file of ``generate_dataset(out, size, identities=2, poses=2, seed=0)``, made at commit
 #: 3ee7313 (before data/synth became a package) with numpy 1.26.4 and opencv-python-headless 4.11.0.86. A
 #: change of these bytes is a change of every dataset made with a seed: it needs a reason (a deliberate
-#: change of the generator, which also bumps FORMAT_VERSION, or an OpenCV/numpy upgrade) and a re-pin.
+#: change of the generator, or an OpenCV/numpy upgrade) and a re-pin.
 PINNED = {
     "market": {
         "dataset.json": "eb1e862ae6836e484813ccddf45196c152ae12e7d26b6eb54934e49a2c85b29a",

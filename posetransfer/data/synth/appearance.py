@@ -75,6 +75,7 @@ _SHOES = ((0.06, 0.06, 0.06), (0.92, 0.92, 0.9), (0.35, 0.22, 0.13), (0.55, 0.55
 
 
 def _garment(d: Draws, colour: Colour, patterns: Sequence[str], probs: Sequence[float]) -> Garment:
+    """A garment of ``colour`` with a contrasting second colour and one of ``patterns``."""
     return Garment(colour=colour, colour2=contrasting(d, colour), pattern=d.choice(patterns, probs),
                    period=d.uniform(0.035, 0.075), around=d.integers(6, 14))
 

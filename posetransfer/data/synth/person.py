@@ -72,6 +72,7 @@ def _draw_torso(cv: Canvas, rig: Rig, ident: Identity, skin: np.ndarray) -> None
 
 
 def _draw_skirt(cv: Canvas, rig: Rig, ident: Identity) -> None:
+    """A skirt or a dress's lower part: a trapezoid from the waist, flared to cover both thighs."""
     sc = rig.scale
     (wx, wy), (hx, hy) = rig.p("waist"), rig.p("hip_c")
     ln = math.hypot(hx - wx, hy - wy) or 1.0
@@ -156,6 +157,7 @@ def _draw_head(cv: Canvas, rig: Rig, ident: Identity, skin: np.ndarray, detail: 
 
 
 def _face_dots(cv: Canvas, rig: Rig, skin: np.ndarray) -> None:
+    """Eyes and mouth of a small head as single shaded pixels, where the head is on top and they face us."""
     dark = (0.1, 0.07, 0.06)
     lips = (0.6 * float(skin[0]), 0.35 * float(skin[1]), 0.35 * float(skin[2]))
     marks = [(K.JOINT_NAMES[14], rig.face_visible.get(14, True), dark, 0.6),
@@ -175,6 +177,7 @@ def _face_dots(cv: Canvas, rig: Rig, skin: np.ndarray) -> None:
 
 
 def _draw_pack(cv: Canvas, rig: Rig, ident: Identity) -> None:
+    """A backpack: a rounded trapezoid on the back, its flap darker."""
     sc = rig.scale
     cx, cy = rig.p("pack")
     (nx, ny), (hx, hy) = rig.p("neck"), rig.p("hip_c")
@@ -194,7 +197,8 @@ def draw_person(cv: Canvas, rig: Rig, ident: Identity, detail: bool) -> None:
 
     The capsules (neck, hair, arms, legs, shoes) are rasterised and coloured together first
     (:meth:`Canvas.capsules`, :func:`colour_capsules`), then every part is blended in depth order.
-    ``detail``: large images (fashion) get a face, shaded shoes with soles and the hairline's ears.
+    ``detail`` (large images): eyes, brows, mouth and ears shaded into the head and shoes with soles;
+    without it the face is a few dots and the shoes are flat.
     """
     parts, caps = _queue_parts(cv, rig, ident, detail)
     batch = cv.capsules(caps)
@@ -375,7 +379,6 @@ def render_person(person: np.random.Generator | int | Identity | None = None,
     if scene is None and background is None and d is not None:
         scene = sample_scene(d, kind)
     return render_rig(ident, params, hw, scene=scene, background=background)
-
 
 
 def _render_from_keypoints(ident: Identity, keypoints: np.ndarray, size: tuple[int, int],

@@ -206,6 +206,7 @@ class Canvas:
 
 @functools.lru_cache(maxsize=8)
 def _complex_grid(h: int, w: int) -> np.ndarray:
+    """``x + iy`` for every pixel, read-only and shared by all canvases of one size."""
     grid = (np.arange(w, dtype=np.float32)[None, :] + 1j * np.arange(h, dtype=np.float32)[:, None])
     grid = grid.astype(np.complex64)
     grid.flags.writeable = False
@@ -273,10 +274,12 @@ def pattern(g: Garment, u: np.ndarray, phi: np.ndarray | None) -> np.ndarray | N
 
 
 def needs_phi(g: Garment) -> bool:
+    """Whether the pattern varies around the body (then the angle must be computed)."""
     return g.pattern in ("vstripes", "checks", "dots")
 
 
 def garment_colour(g: Garment, u: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
+    """The garment's colour at body-surface coordinates (see :func:`pattern`): a colour (3,) or planes."""
     return blend(g.colour, pattern(g, u, phi), g.colour2)
 
 
@@ -316,9 +319,8 @@ class CapsuleBatch:
         self.alpha = self.t = self.s = self.length = np.zeros(0, dtype=F32)
 
 
-
 def colour_capsules(cv: Canvas, caps: Sequence[Capsule], batch: CapsuleBatch,
-                     scale: float) -> tuple[np.ndarray, np.ndarray]:
+                    scale: float) -> tuple[np.ndarray, np.ndarray]:
     """What every pixel of a batch blends in: (1 - alpha, alpha · shade · colour), (n,) and (3, n).
 
     Cylinder shading, garment patterns (laid out along the limb in body heights and around it by the

@@ -63,6 +63,7 @@ class PoseParams:
 # Pose sampling: pose families within joint limits
 # --------------------------------------------------------------------------------------------------
 def _arm(flex: float, abd: float, elbow: float, ref: Sequence[float] = (0.0, 0.25, 1.0)):
+    """The arm tuple of :class:`PoseParams` (angles in degrees, elbow bend reference direction)."""
     return (float(flex), float(abd), float(elbow), float(ref[0]), float(ref[1]), float(ref[2]))
 
 

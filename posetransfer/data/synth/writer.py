@@ -46,6 +46,7 @@ _FASHION_VIEW_WORDS = {"front": "front", "back": "back", "side": "side", "three_
 
 
 def _fashion_category(ident: Identity) -> str:
+    """The DeepFashion In-shop category the person's clothes would be filed under (part of the file name)."""
     if ident.bottom_kind == "dress":
         return "Dresses"
     if ident.top_kind == "jacket":
