@@ -146,9 +146,33 @@ PINNED = {
 }
 
 
+def _pinned_platform_differs() -> str | None:
+    """Why the pinned hashes cannot be expected here, or None.
+
+    The hashes were made with numpy 1.26.4 and OpenCV 4.11.0 on a CPU with AVX-512 (SKX): numpy's float32
+    transcendental functions take a different SIMD code path (other last-bit roundings) without it, and
+    other library versions may round differently, so on another platform a changed byte says nothing about
+    the generator. The seed-determinism tests above hold everywhere.
+    """
+    import cv2
+
+    try:
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy >= 2 moved it
+        features = {}
+    if np.__version__ != "1.26.4" or not cv2.__version__.startswith("4.11.0"):
+        return f"hashes pinned with numpy 1.26.4 / OpenCV 4.11.0, not {np.__version__} / {cv2.__version__}"
+    if not features.get("AVX512_SKX"):
+        return "hashes pinned on a CPU with AVX-512 (numpy's float32 SIMD path differs without it)"
+    return None
+
+
 @pytest.mark.parametrize("size", sorted(PINNED))
 def test_a_seed_still_gives_the_pinned_bytes(tmp_path, size):
     """Refactoring the generator must not change a dataset: every file of a tiny one is pinned by hash."""
+    reason = _pinned_platform_differs()
+    if reason:
+        pytest.skip(reason)
     root = synth.generate_dataset(tmp_path / size, size, identities=2, poses=2, seed=0)
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files_of(root).items()}
     assert hashes == PINNED[size]
