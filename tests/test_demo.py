@@ -28,7 +28,7 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
         assert (out / name).is_file(), name
     assert "samples.png" in (out / "report.html").read_text()
-    from posetransfer.models.registry import load_generator
+    from posetransfer.inference import load_generator
 
     assert load_generator(out / "generator.safetensors").arch == "patn"
     from posetransfer.io import read_image

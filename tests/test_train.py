@@ -20,7 +20,8 @@ from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.errors import TrainingError
 from posetransfer.models.base import Generator, GeneratorOutput
-from posetransfer.models.registry import load_generator, register_generator
+from posetransfer.models.registry import register_generator
+from posetransfer.inference import load_generator
 from posetransfer.train import learning_rate, train
 
 SIZE = (32, 16)

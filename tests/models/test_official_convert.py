@@ -11,7 +11,7 @@ import torch
 
 import posetransfer
 from posetransfer.cli import main
-from posetransfer.models.registry import load_discriminator
+from posetransfer.modelfile import load_discriminator
 
 
 def _conv(state, key, cin, cout, k, bias=True, transposed=False):
