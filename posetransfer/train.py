@@ -40,6 +40,7 @@ from .io import atomic_write_text, save_image, write_json
 from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
 from .modelfile import InputContract, read_generator_file
+from .models.registry import build_discriminator, build_generator
 
 log = logging.getLogger("posetransfer.train")
 
@@ -126,8 +127,6 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
 
     # ---- models: built identically on every rank (same seed), then DDP ---------------------------------
     _seed_everything(seed)
-    from .models.registry import build_discriminator, build_generator
-
     model_cfg = dict(cfg["model"])
     G = build_generator(model_cfg.pop("name"), **model_cfg)
     if train_cfg["init"] and stored is None:
