@@ -88,7 +88,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
-from .blocks import resolve_preset
+from .blocks import resolve_preset, with_resolved_config
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
 from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, check_inputs,
                    init_orthogonal, match_size, norm_act, select_flow_net_inputs)
@@ -486,4 +486,5 @@ def resolve_config(preset: str | None, overrides: Mapping[str, Any]) -> dict[str
 @register_generator("flow")
 def build_flow(preset: str | None = None, **overrides: Any) -> FlowGenerator:
     """``build_generator("flow", preset="market"|"deepfashion", pnb=False, ...)``."""
-    return FlowGenerator(**resolve_config(preset, overrides))
+    config = resolve_config(preset, overrides)
+    return with_resolved_config(FlowGenerator(**config), preset, config)
