@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        prepare = getattr(args, "_prepare", None)
+        if prepare is not None:   # process settings that must precede `import torch` (posetransfer.runtime)
+            prepare(args)
         return int(args._run(args) or 0)
     except PosetransferError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -129,16 +129,17 @@ def resolve_contract(file: Path, found: InputContract | None, *, size: str | Seq
 
 def load_model(path: str | os.PathLike, *, size: str | Sequence[int] | None = None, heatmap: str | None = None,
                sigma: float | None = None, device: str | torch.device = "cpu",
-               arch: str | None = None) -> "InferenceModel":
+               arch: str | None = None, fast: bool = True) -> "InferenceModel":
     """Load a generator file, checkpoint folder or run folder for inference, with its input contract.
 
     ``size`` (``market``, ``fashion``, ``HxW`` or (H, W)), ``heatmap`` (``gaussian`` | ``onehot``) and
-    ``sigma`` override the contract (logged); ``arch`` refuses other architectures.
+    ``sigma`` override the contract (logged); ``arch`` refuses other architectures. ``fast`` runs the
+    inference fast path (:func:`posetransfer.models.fast.prepare_for_inference`; same images within 1e-4).
     """
     file = resolve_generator_path(path)
     generator = load_generator_file(file, arch=arch, map_location=device)
     contract, source = resolve_contract(file, generator.input_contract, size=size, heatmap=heatmap, sigma=sigma)
-    return InferenceModel(generator, contract, name=str(file), contract_source=source)
+    return InferenceModel(generator, contract, name=str(file), contract_source=source, fast=fast)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,12 +160,17 @@ class TransferResult:
 class InferenceModel:
     """A generator and its input contract; thread-safe (one inference at a time).
 
-    The constructor is the one place a generator is prepared for inference (eval mode, its device).
+    The constructor is the one place a generator is prepared for inference (eval mode, its device, and
+    with ``fast`` the inference fast path: ``runner`` is what runs, ``generator`` stays the model as loaded,
+    for saving; ``fast_path`` describes what was applied, for results files).
     """
 
     def __init__(self, generator: nn.Module, contract: InputContract, *, name: str = "generator",
-                 contract_source: str = "file") -> None:
+                 contract_source: str = "file", fast: bool = True) -> None:
+        from .models.fast import prepare_for_inference
+
         self.generator = generator.eval()
+        self.runner, self.fast_path = prepare_for_inference(self.generator, fast)
         self.contract = contract
         self.contract_source = contract_source
         self.name = name
@@ -227,11 +233,12 @@ class InferenceModel:
         ``extras``, the whole :class:`GeneratorOutput`). Non-finite output is a :class:`ModelError`."""
         device = self.device
         with self.lock:
-            out = self.generator(source_image.to(device), source_heatmaps.to(device), target_heatmaps.to(device),
-                                 return_extras=True)
-        if not torch.isfinite(out.image).all():
+            out = self.runner(source_image.to(device), source_heatmaps.to(device), target_heatmaps.to(device),
+                              return_extras=extras)
+        image = out.image if extras else out
+        if not torch.isfinite(image).all():
             raise ModelError(f"{self.name}: the generator produced non-finite values")
-        return out if extras else out.image
+        return out
 
     def generate_batch(self, images: Sequence[np.ndarray], source_keypoints: Sequence[np.ndarray],
                        target_keypoints: Sequence[np.ndarray], extras: bool = False):
@@ -244,15 +251,17 @@ class InferenceModel:
         src = torch.stack([torch.from_numpy(image_to_tensor_range(self.image_to_model(i))) for i in images])
         src_maps = torch.stack([self.heatmaps(self.keypoints_to_model(k)) for k in source_keypoints])
         tgt_maps = torch.stack([self.heatmaps(self.keypoints_to_model(k)) for k in target_keypoints])
-        out = self.generate_tensors(src, src_maps, tgt_maps, extras=True)
-        results = [self.image_to_frame(viz.to_uint8(img)) for img in out.image]
+        out = self.generate_tensors(src, src_maps, tgt_maps, extras=extras)
+        results = [self.image_to_frame(viz.to_uint8(img)) for img in (out.image if extras else out)]
         return (results, out) if extras else results
 
     def generate(self, image: np.ndarray, source_keypoints: np.ndarray, target_keypoints: np.ndarray,
                  extras: bool = False):
         """One image: :meth:`generate_batch` of one."""
+        if not extras:
+            return self.generate_batch([image], [source_keypoints], [target_keypoints])[0]
         results, out = self.generate_batch([image], [source_keypoints], [target_keypoints], extras=True)
-        return (results[0], out) if extras else results[0]
+        return results[0], out
 
     def transfer(self, photo: np.ndarray, target: Pose | np.ndarray, source: Pose | None = None, *,
                  crop: CropMode = "auto", pad: C.PadMode = "edge", paste_back: bool = False,

@@ -13,6 +13,7 @@ import os
 import queue
 import tempfile
 import threading
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -126,7 +127,10 @@ class BackgroundWriter:
         # every file is on disk here (or the error was raised)
     """
 
-    def __init__(self, batch: int = 10, max_pending: int = 8) -> None:
+    def __init__(self, batch: int = 10, max_pending: int = 8, replace: bool = False) -> None:
+        """``replace``: files may exist already and are replaced atomically (:func:`atomic_write_bytes`:
+        outputs of a command run again into the same folder), instead of :func:`write_new_file`."""
+        self._write = atomic_write_bytes if replace else write_new_file
         self._batch_size = max(1, int(batch))
         self._batch: list[tuple[str, bytes]] = []
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
@@ -144,7 +148,7 @@ class BackgroundWriter:
                 if self._error is not None or self._abort:
                     break                      # drop the rest: the caller is told or gave up
                 try:
-                    write_new_file(path, data)
+                    self._write(path, data)
                 except OSError as exc:
                     self._error = DataError(f"{path}: cannot write the file ({exc.strerror or exc})")
 
@@ -234,16 +238,19 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     return array
 
 
+def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
+    """A uint8 H×W×3 (or H×W) array as the bytes of an image file; the format follows ``suffix``."""
+    img = Image.fromarray(np.ascontiguousarray(array))
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}.get(suffix.lower(), "PNG")
+    buffer = BytesIO()
+    img.save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
 def save_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> None:
     """Save a uint8 H×W×3 (or H×W) array atomically; the format follows the file suffix."""
     path = Path(path)
-    img = Image.fromarray(np.ascontiguousarray(array))
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}.get(
-        path.suffix.lower(), "PNG"
-    )
-    with atomic_path(path) as tmp:
-        kwargs = {"quality": quality} if fmt == "JPEG" else {}
-        img.save(tmp, format=fmt, **kwargs)
+    atomic_write_bytes(path, encode_image(array, path.suffix, quality))
 
 
 def image_to_tensor_range(array: np.ndarray) -> np.ndarray:

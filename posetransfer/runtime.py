@@ -77,9 +77,13 @@ def waits_passively() -> bool:
 
 
 def configure_threads(threads: int | None = None, wait_policy: str = "passive") -> ThreadSettings:
-    """Use ``threads`` intra-op threads (default: :func:`available_cores`) and, when torch is not imported
-    yet and the user set none, the OpenMP ``wait_policy`` (``passive`` | ``active`` | ``default``: leave
-    libgomp's own). Returns what is in force."""
+    """Use ``threads`` intra-op threads and, when torch is not imported yet and the user set none, the
+    OpenMP ``wait_policy`` (``passive`` | ``active`` | ``default``: leave libgomp's own). Returns what is
+    in force.
+
+    Without ``threads``, the count becomes :func:`available_cores` only in a process that has not imported
+    torch yet (a command starting): a program that already runs torch keeps the count it chose.
+    """
     if wait_policy not in WAIT_POLICIES:
         raise ValueError(f"wait_policy must be one of {', '.join(WAIT_POLICIES)}, got {wait_policy!r}")
     user_set = any(os.environ.get(name) for name in WAIT_VARIABLES)
@@ -95,10 +99,11 @@ def configure_threads(threads: int | None = None, wait_policy: str = "passive") 
     import torch
 
     cores = available_cores()
-    count = max(1, int(threads)) if threads else cores
-    if torch.get_num_threads() != count:
-        torch.set_num_threads(count)
-    return ThreadSettings(threads=count, cores=cores, wait_policy=effective_wait_policy(),
+    if threads or not torch_loaded:
+        count = max(1, int(threads)) if threads else cores
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
+    return ThreadSettings(threads=torch.get_num_threads(), cores=cores, wait_policy=effective_wait_policy(),
                           wait_policy_applied=applied and (user_set or wait_policy == "default"
                                                            or effective_wait_policy() == wait_policy))
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# Before torch is imported: pool threads sleep at barriers instead of spinning (posetransfer.runtime) — on
+# a busy machine spinning threads take the cores the preempted ones need, and every short op then stalls.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("POSETRANSFER_OFFLINE", "1")

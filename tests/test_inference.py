@@ -79,7 +79,7 @@ def test_a_generator_frame_other_than_the_data_frame_is_mapped_in_and_out():
     contract = InputContract(size=(256, 256), kind="fashion", data_size=(256, 176), keypoint_rounding="truncate")
     model = InferenceModel(build_generator("patn", **TINY), contract)
     seen = []
-    model.generator.register_forward_pre_hook(lambda _m, args: seen.append([a.shape for a in args]))
+    model.runner.register_forward_pre_hook(lambda _m, args: seen.append([a.shape for a in args]))
     assert model.frame == (256, 176) and model.size == (256, 256)
     kp = K.rescale_keypoints(POSE, K.MARKET_SIZE, K.FASHION_SIZE)
     image = np.full((256, 176, 3), 90, dtype=np.uint8)

@@ -27,7 +27,7 @@ from .. import viz
 from ..data.dataset import PairDataset
 from ..errors import ConfigError, DataError, ModelError
 from ..inference import InferenceModel
-from ..io import save_image, write_json
+from ..io import BackgroundWriter, encode_image, save_image, write_json
 from ..viz_flow import flow_figure, relation_figure
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,12 @@ def _flow_figures(result, index: int, source: np.ndarray, target: np.ndarray) ->
     return figures
 
 
+def output_writer() -> BackgroundWriter:
+    """The background writer of a command's image files: PNG/JPEG bytes encoded by the caller, written
+    (atomically, replacing files of an earlier run) on one thread while the model computes the next batch."""
+    return BackgroundWriter(batch=8, replace=True)
+
+
 def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: str | os.PathLike, *,
                       split: str = "test", limit: int | None = None, strip: bool = False,
                       save_flows: bool = False, batch_size: int = 8, workers: int = 0,
@@ -65,41 +71,46 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
     if len(dataset) == 0:
         raise DataError(f"{data_root}: the {split} split has no pairs")
     subset = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        prefetch_factor=2 if workers else None, persistent_workers=False)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     flows_written = 0
     direct = model.frame == model.size     # the dataset's tensors are the generator's input as they are
-    for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
-        sources = [viz.to_uint8(t) for t in batch["source_image"]]
-        if direct:
-            result = model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
-                                            batch["target_heatmaps"], extras=True)
-            images = [viz.to_uint8(t) for t in result.image]
-        else:
-            images, result = model.generate_batch(sources, list(batch["source_keypoints"].numpy()),
-                                                  list(batch["target_keypoints"].numpy()), extras=True)
-        for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
-            generated = images[i]
-            save_image(out / output_name(a, b), generated)
-            written += 1
-            want_flows = save_flows and bool(result.flows)
-            target = viz.to_uint8(batch["target_image"][i]) if strip or want_flows else None
-            if strip:
-                panel = viz.test_strip(sources[i], batch["source_keypoints"][i].numpy(), target,
-                                       batch["target_keypoints"][i].numpy(), generated)
-                save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
-            if want_flows:   # flows are in the generator's frame: so are the figure's images
-                figures = _flow_figures(result, i, model.image_to_model(sources[i]), model.image_to_model(target))
-                for kind, figure in figures.items():
-                    save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
-                flows_written += 1
+    with output_writer() as writer, tqdm(total=len(subset), desc="test", unit="img", disable=not progress) as bar:
+        for batch in loader:
+            want_flows = save_flows
+            sources = [viz.to_uint8(t) for t in batch["source_image"]]
+            if direct:
+                result = model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
+                                                batch["target_heatmaps"], extras=want_flows)
+                images = [viz.to_uint8(t) for t in (result.image if want_flows else result)]
+            else:
+                images, result = model.generate_batch(sources, list(batch["source_keypoints"].numpy()),
+                                                      list(batch["target_keypoints"].numpy()), extras=True)
+            for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
+                generated = images[i]
+                writer.write(out / output_name(a, b), encode_image(generated, ".png"))
+                written += 1
+                has_flows = want_flows and bool(result.flows)
+                target = viz.to_uint8(batch["target_image"][i]) if strip or has_flows else None
+                if strip:
+                    panel = viz.test_strip(sources[i], batch["source_keypoints"][i].numpy(), target,
+                                           batch["target_keypoints"][i].numpy(), generated)
+                    writer.write(out / f"{a}{SEPARATOR}{b}_vis.jpg", encode_image(panel, ".jpg"))
+                if has_flows:   # flows are in the generator's frame: so are the figure's images
+                    figures = _flow_figures(result, i, model.image_to_model(sources[i]), model.image_to_model(target))
+                    for kind, figure in figures.items():
+                        save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
+                    flows_written += 1
+            bar.update(len(images))
     if save_flows and flows_written == 0:
         log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
     summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
                "size": list(model.frame), "model_size": list(model.size), "input_contract": model.contract.to_json(),
                "contract_source": model.contract_source, "pairs": len(subset), "written": written,
-               "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written}
+               "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written,
+               "fast_path": model.fast_path}
     write_json(out / "test_run.json", summary)
     return summary

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, load_model_from_args
 
 HELP = "export a generator to ONNX or TorchScript (dynamic batch, metadata, checked against PyTorch)"
 
@@ -17,18 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime import configure_threads
-
-    configure_threads()                      # before torch is imported: see posetransfer.runtime
-    from ..apps.transfer import Transferer
     from ..errors import ConfigError
     from ..export import export_generator, generator_metadata
 
     if args.device != "cpu":
         raise ConfigError("export runs on the CPU (--device cpu); the exported file runs anywhere")
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device="cpu")
-    metadata = generator_metadata(model.generator, model.size, heatmap=model.heatmap_mode, sigma=model.sigma,
-                                  checkpoint=model.name, size_source=model.size_source)
+    args.no_fast = True                      # the exporters trace the plain model
+    model = load_model_from_args(args)
+    metadata = generator_metadata(model.generator, model.size, input_contract=model.contract.to_json(),
+                                  heatmap=model.heatmap, sigma=model.sigma, checkpoint=model.name,
+                                  contract_source=model.contract_source)
     report = export_generator(model.generator, args.out, args.format, model.size, metadata=metadata,
                               check_batch=None if args.no_check else 3)
     print(report.summary())

@@ -24,7 +24,11 @@
   width so the flash kernel applies (zero columns add nothing to QKᵀ);
 * on CPU, computes the wide 3×3 convolutions (≥ 128 channels in and out, PATN's blocks) with Winograd
   F(2×2, 3×3) (:mod:`posetransfer.models.winograd`: 2.25× fewer multiplications, the tile products as one
-  pre-packed grouped 1×1 oneDNN convolution; ``winograd=False`` keeps the direct kernel);
+  pre-packed grouped 1×1 oneDNN convolution; ``winograd=False`` keeps the direct kernel). By default only
+  where the OpenMP pool waits passively (:func:`posetransfer.runtime.waits_passively`): its transforms are
+  a dozen short ops per convolution, and with libgomp's default spin-waiting each op's barrier can stall
+  for milliseconds on a busy machine — there Winograd made the model slower than the plain one, while the
+  direct packed convolutions stay ahead under both policies (figures in the README);
 * on CPU, runs the full-resolution modules a generator names in ``per_sample_modules`` one sample at a time
   (:class:`PerSample`: APATN's 256-channel decoder, ~3/4 of its memory at batch 8; same images, since every
   norm is per sample in eval mode);
@@ -417,6 +421,16 @@ class InferenceGenerator(Generator):
                 f"compiled={self.compiled}, autocast={self.autocast}, max_batch={self.max_batch}, "
                 f"per_sample={self.per_sample}")
 
+    def description(self) -> dict:
+        """What this fast path applied, for results files and logs."""
+        from ..runtime import thread_settings
+
+        return {"fast": True, "folded_batchnorms": self.folded_batchnorms,
+                "packed_convolutions": self.packed_convolutions,
+                "winograd_convolutions": sum(isinstance(m, WinogradConv2d) for m in self.model.modules()),
+                "channels_last": self.channels_last, "attention": self.attention, "compiled": self.compiled,
+                "autocast": self.autocast, "per_sample": list(self.per_sample), **thread_settings()}
+
     def train(self, mode: bool = True):
         if mode:
             raise ModelError("an optimize_for_inference() model is inference-only; train the original generator")
@@ -484,7 +498,9 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     elif prepack and not prepack_available():
         raise ModelError("prepack=True needs a torch build with oneDNN (mkldnn) convolutions")
     if winograd is None:
-        winograd = prepack
+        from ..runtime import waits_passively
+
+        winograd = prepack and waits_passively()
     elif winograd and not prepack:
         raise ModelError("winograd=True runs on the pre-packed oneDNN path: it needs prepack")
     packed = prepack_convolutions(model, winograd=winograd) if prepack else 0
@@ -496,3 +512,20 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     return InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
                               compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
                               max_batch=max_batch, per_sample=tuple(split))
+
+
+def prepare_for_inference(generator: nn.Module, fast: bool = True) -> tuple[nn.Module, dict]:
+    """The module inference should run for ``generator``, and a description of what was applied.
+
+    ``fast=True``: :func:`optimize_for_inference` with its defaults (the generator itself is left as it
+    is: save that one); ``fast=False``: the generator itself, in eval mode. The description (``{"fast":
+    bool, ...}``: folded BNs, packed / Winograd convolutions, threads, OpenMP wait policy) goes into the
+    commands' results files, so every figure says which path made it.
+    """
+    generator.eval()
+    if not fast:
+        from ..runtime import thread_settings
+
+        return generator, {"fast": False, **thread_settings()}
+    optimized = optimize_for_inference(generator)
+    return optimized, optimized.description()

@@ -310,7 +310,7 @@ def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images()
     model = _model("patn", "market", ngf=32, n_blocks=1)
     inputs = make_inputs(batch=2)
     reference = _plain(model, inputs)
-    optimized = fast.optimize_for_inference(model)
+    optimized = fast.optimize_for_inference(model, winograd=True)
     winograds = [m for m in optimized.modules() if isinstance(m, WinogradConv2d)]
     blocks_3x3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
                   and min(m.in_channels, m.out_channels) >= 128]
@@ -327,6 +327,6 @@ def test_full_width_pona_runs_its_padded_blocks_through_winograd_with_the_same_i
     model = _model("pona", "market", ngf=32, n_blocks=1)
     inputs = make_inputs(batch=2)
     reference = _plain(model, inputs, impl="explicit")
-    optimized = fast.optimize_for_inference(model)
+    optimized = fast.optimize_for_inference(model, winograd=True)
     assert sum(isinstance(m, WinogradConv2d) for m in optimized.modules()) >= 2
     assert _maxdiff(optimized(*inputs), reference) <= TOL
