@@ -9,7 +9,8 @@
   so there is no constant affine map to merge (the DeepFashion presets use IN; only ``torch.compile`` can
   fuse IN with its ReLU there);
 * stores weights and activations ``channels_last`` (NHWC), the layout oneDNN's convolutions prefer on CPU
-  (and cuDNN's tensor-core kernels on GPU);
+  (and cuDNN's tensor-core kernels on GPU), and on CPU computes every InstanceNorm (+ its ReLU) in that
+  layout (:class:`ChannelsLastInstanceNorm`: torch's own would copy to NCHW and back around each norm);
 * on CPU, runs every convolution through oneDNN with its weight reordered *once* into oneDNN's blocked
   layout and the ReLU / Tanh that follows it applied inside the same call (:class:`PackedConv2d`) — the
   conv+activation fusion and weight packing inductor's freezing does, without compiling. Eager
@@ -224,7 +225,74 @@ def fold_batchnorm(module: nn.Module) -> int:
 
 
 def count_instance_norms(module: nn.Module) -> int:
-    return sum(isinstance(m, nn.InstanceNorm2d) for m in module.modules())
+    return sum(isinstance(m, (nn.InstanceNorm2d, ChannelsLastInstanceNorm)) for m in module.modules())
+
+
+class ChannelsLastInstanceNorm(nn.Module):
+    """Eval-mode ``InstanceNorm2d`` (+ optional ReLU) computed on channels-last tensors without layout copies.
+
+    Why: ``F.instance_norm`` normalises an NCHW view, so a channels-last input is copied to NCHW and its
+    output comes back NCHW — and the next (channels-last) convolution copies it back: two layout copies per
+    norm, which cost more than the fast path gains on instance-norm models (GFLA, the part-flow model, the
+    DeepFashion presets). Here the statistics are one reduction over the H·W rows of the (N, H·W, C) view
+    and the normalisation one fused multiply-add (``addcmul``), the ReLU that follows done in place: the
+    output stays channels-last. Same statistics (biased variance, ``eps``); falls back to the module it
+    replaces for other layouts, devices, dtypes and autograd.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm2d, relu: bool = False) -> None:
+        super().__init__()
+        self.norm = norm
+        self.relu = relu
+
+    def extra_repr(self) -> str:
+        return f"channels-last, post_op={'relu' if self.relu else 'none'}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        usable = (x.device.type == "cpu" and x.dtype == torch.float32 and h * w > 1
+                  and x.is_contiguous(memory_format=torch.channels_last)
+                  and not (torch.is_grad_enabled() and x.requires_grad))
+        if not usable:
+            y = self.norm(x)
+            return F.relu(y) if self.relu else y
+        rows = x.permute(0, 2, 3, 1).view(n, h * w, c)
+        var, mean = torch.var_mean(rows, dim=1, keepdim=True, correction=0)
+        scale = torch.rsqrt(var + self.norm.eps)
+        if self.norm.affine:
+            scale = scale * self.norm.weight
+        shift = -mean * scale
+        if self.norm.affine:
+            shift = shift + self.norm.bias
+        y = torch.addcmul(shift, rows, scale)
+        if self.relu:
+            y.relu_()
+        return y.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _cl_instance_norm(norm: nn.Module) -> bool:
+    return (type(norm) is nn.InstanceNorm2d and not norm.track_running_stats)
+
+
+def channels_last_instance_norms(module: nn.Module) -> int:
+    """Replace every eval-mode ``InstanceNorm2d`` by a :class:`ChannelsLastInstanceNorm`, fusing the ReLU
+    right after it in the same ``nn.Sequential``. Returns the number replaced."""
+    replaced = 0
+    for parent in list(module.modules()):
+        if isinstance(parent, ChannelsLastInstanceNorm):
+            continue
+        for name, child in list(parent.named_children()):
+            if not _cl_instance_norm(child):
+                continue
+            relu = False
+            if isinstance(parent, nn.Sequential):
+                index = int(name)
+                if index + 1 < len(parent) and type(parent[index + 1]) is nn.ReLU:
+                    relu = True
+                    parent[index + 1] = nn.Identity()
+            setattr(parent, name, ChannelsLastInstanceNorm(child, relu=relu))
+            replaced += 1
+    return replaced
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,6 +496,7 @@ class InferenceGenerator(Generator):
         return {"fast": True, "folded_batchnorms": self.folded_batchnorms,
                 "packed_convolutions": self.packed_convolutions,
                 "winograd_convolutions": sum(isinstance(m, WinogradConv2d) for m in self.model.modules()),
+                "channels_last_instance_norms": getattr(self, "channels_last_instance_norms", 0),
                 "channels_last": self.channels_last, "attention": self.attention, "compiled": self.compiled,
                 "autocast": self.autocast, "per_sample": list(self.per_sample), **thread_settings()}
 
@@ -503,15 +572,18 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
         winograd = prepack and waits_passively()
     elif winograd and not prepack:
         raise ModelError("winograd=True runs on the pre-packed oneDNN path: it needs prepack")
+    cl_norms = channels_last_instance_norms(model) if channels_last and on_cpu and not compile else 0
     packed = prepack_convolutions(model, winograd=winograd) if prepack else 0
     if per_sample is None:
         per_sample = on_cpu
     split = split_per_sample(model) if per_sample else []
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
-                              compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
-                              max_batch=max_batch, per_sample=tuple(split))
+    optimized = InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
+                                   compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
+                                   max_batch=max_batch, per_sample=tuple(split))
+    optimized.channels_last_instance_norms = cl_norms
+    return optimized
 
 
 def prepare_for_inference(generator: nn.Module, fast: bool = True) -> tuple[nn.Module, dict]:

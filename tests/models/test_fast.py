@@ -26,7 +26,8 @@ TOL = 1e-5
 SMALL = (64, 32)   # any multiple of 4 works; small keeps the suite fast
 TINY = {"patn": {"ngf": 8, "n_blocks": 2}, "apatn": {"ngf": 8, "n_blocks": 2}, "pona": {"ngf": 8, "n_blocks": 2},
         "resnet": {"ngf": 8, "n_blocks": 2},
-        "flow": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32}}
+        "flow": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32},
+        "gfla": {"ngf": 4, "max_channels": 16, "flow_ngf": 4, "flow_max_channels": 8}}
 
 
 def _randomize(model: nn.Module) -> nn.Module:
@@ -191,6 +192,36 @@ def test_optimize_for_inference_keeps_every_generator_output(name):
     # the original is untouched: same weights, BN layers still there
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert optimized.arch == name
+
+
+@pytest.mark.parametrize("name", ["patn", "pona", "gfla", "flow"])
+def test_instance_norm_presets_run_their_norms_channels_last_with_the_same_images(name):
+    """DeepFashion presets (instance norm everywhere): every InstanceNorm becomes a channels-last one."""
+    model = _model(name, "deepfashion")
+    inputs = make_inputs(batch=2)
+    reference = _plain(model, inputs, impl="explicit")
+    optimized = fast.optimize_for_inference(model)
+    norms = [m for m in optimized.modules() if isinstance(m, fast.ChannelsLastInstanceNorm)]
+    assert norms and optimized.channels_last_instance_norms == len(norms) == fast.count_instance_norms(model)
+    assert _maxdiff(optimized(*inputs), reference) <= TOL
+    assert optimized.description()["channels_last_instance_norms"] == len(norms)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_channels_last_instance_norm_equals_torchs_and_falls_back_on_other_layouts(affine):
+    norm = nn.InstanceNorm2d(6, affine=affine).eval()
+    if affine:
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 6, 7, 5) * 3 + 1
+    for relu in (False, True):
+        module = fast.ChannelsLastInstanceNorm(norm, relu=relu)
+        want = torch.relu(norm(x)) if relu else norm(x)
+        with torch.inference_mode():
+            got = module(x.contiguous(memory_format=torch.channels_last))
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            assert _maxdiff(got, want) <= TOL
+            assert _maxdiff(module(x), want) <= TOL                  # NCHW input: torch's own norm
 
 
 def test_micro_batches_give_the_same_images():
