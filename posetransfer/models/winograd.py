@@ -27,6 +27,7 @@ import threading
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 #: Winograd pays off only on wide convolutions (the grouped GEMM must amortise the transforms)
 MIN_CHANNELS = 128
@@ -50,9 +51,9 @@ def eligible(conv: nn.Module) -> bool:
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     """(K, C, 3, 3) filters → (16·K, C, 1, 1) weight of the grouped 1×1 convolution: group t = 4a + b holds
-    (G g Gᵀ)[a, b] for every (output, input) channel pair."""
-    g = torch.tensor(_G, dtype=torch.float64)
-    u = torch.einsum("ai,kcij,bj->abkc", g, weight.double(), g)
+    (G g Gᵀ)[a, b] for every (output, input) channel pair (G's coefficients 0, ±1/2, 1 are exact in float32)."""
+    g = torch.tensor(_G, dtype=torch.float32)
+    u = torch.einsum("ai,kcij,bj->abkc", g, weight.detach().float(), g)
     k, c = weight.shape[:2]
     return u.reshape(16 * k, c, 1, 1).to(weight.dtype).contiguous()
 
@@ -164,7 +165,7 @@ class WinogradConv2d(nn.Module):
         self.activation = activation
         self.padding = conv.padding[0]
         k = conv.out_channels
-        grouped = nn.Conv2d(16 * conv.in_channels, 16 * k, 1, groups=16, bias=self.bias is not None)
+        grouped = skip_init(nn.Conv2d, 16 * conv.in_channels, 16 * k, 1, groups=16, bias=self.bias is not None)
         grouped.weight.data.copy_(transform_weight(self.weight.detach()))
         if self.bias is not None:
             grouped.bias.data.zero_()
