@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_official import build_case  # noqa: E402
+from bench_official import add_output_arguments, build_case, finish, save_partial  # noqa: E402
 
 from posetransfer import bench  # noqa: E402
 from posetransfer.data.dataset import PairDataset  # noqa: E402
@@ -75,8 +75,7 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", type=int, default=[96, 24], help="pairs per size (same order)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/posetransfer-e2e"))
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--md", type=Path, default=None)
+    add_output_arguments(parser)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     repos = {"patn": args.official_repo if args.official_repo and args.official_repo.is_dir() else None}
@@ -126,16 +125,8 @@ def main() -> None:
                 result["rows"].append(row)
                 print(arch, preset, batch, {k: f"{v:.2f}s" for k, v in row["median_s"].items()},
                       "load", row["loadavg_start"][0], "->", row["loadavg_end"][0], flush=True)
-                if args.json:
-                    args.json.parent.mkdir(parents=True, exist_ok=True)
-                    args.json.write_text(json.dumps(result, indent=2))
-    result["machine_end"] = bench.machine_info()
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    text = format_markdown(result)
-    if args.md:
-        args.md.write_text(text + "\n")
-    print(text)
+                save_partial(result, args)
+    finish(result, args, format_markdown)
 
 
 def _ratio(a: float | None, b: float) -> str:

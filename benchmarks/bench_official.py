@@ -216,8 +216,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of calls per column and round")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--md", type=Path, default=None)
+    add_output_arguments(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -230,14 +229,29 @@ def main() -> None:
         arch, preset, batches = case.split(":")
         result["rows"] += run_case(arch, preset, [int(b) for b in batches.split(",")], repos, args.load,
                                    args.rounds, args.min_time)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
-    result["machine_end"] = bench.machine_info()
+        save_partial(result, args)
+    finish(result, args, format_markdown)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json`` / ``--md`` of the benchmark scripts."""
+    parser.add_argument("--json", type=Path, default=None, help="raw figures (written after every row)")
+    parser.add_argument("--md", type=Path, default=None, help="the Markdown table")
+
+
+def save_partial(result: dict, args: argparse.Namespace) -> None:
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
-    text = format_markdown(result)
+
+
+def finish(result: dict, args: argparse.Namespace, formatter) -> None:
+    """Record the machine at the end, write the JSON and the Markdown table, print the table."""
+    result["machine_end"] = bench.machine_info()
+    save_partial(result, args)
+    text = formatter(result)
     if args.md:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
         args.md.write_text(text + "\n")
     print(text)
 

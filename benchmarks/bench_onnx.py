@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_e2e import dataset  # noqa: E402
-from bench_official import build_case  # noqa: E402
+from bench_official import add_output_arguments, build_case, finish, save_partial  # noqa: E402
 
 from posetransfer import bench  # noqa: E402
 from posetransfer.data.dataset import PairDataset  # noqa: E402
@@ -82,8 +82,7 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--quality-pairs", type=int, default=16)
     parser.add_argument("--work", type=Path, default=Path("/tmp/posetransfer-onnx"))
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--md", type=Path, default=None)
+    add_output_arguments(parser)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     lpips = LPIPSMetric()
@@ -138,14 +137,9 @@ def main() -> None:
                        "loadavg": [round(load0[0], 2), round(os.getloadavg()[0], 2)]}
                 result["rows"].append(row)
                 print(arch, preset, batch, {k: f"{v:.3f}" for k, v in row["median_s"].items()}, flush=True)
-                if args.json:
-                    args.json.parent.mkdir(parents=True, exist_ok=True)
-                    args.json.write_text(json.dumps(result, indent=2))
+                save_partial(result, args)
             print(arch, preset, "quality", json.dumps(quality), flush=True)
-    text = format_markdown(result)
-    if args.md:
-        args.md.write_text(text + "\n")
-    print(text)
+    finish(result, args, format_markdown)
 
 
 def format_markdown(result: dict) -> str:
