@@ -18,7 +18,6 @@ depend on them. Commands run interleaved (fast, plain, fast, plain ...), medians
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
