@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from posetransfer.cli import main
 from posetransfer.export import TOLERANCE, adaptive_pool2d, example_inputs, read_metadata
-from posetransfer.models.registry import build_generator, save_generator
+from posetransfer.modelfile import save_generator
+from posetransfer.models.registry import build_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
