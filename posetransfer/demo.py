@@ -107,6 +107,7 @@ def run_demo(out: str | Path, minutes: float = DEFAULT_MINUTES, steps: int | Non
         "training": {"steps": summary["steps"], "status": summary["status"],
                      "seconds": summary["time_seconds"], "final_losses": summary["final_losses"],
                      "weights": summary["weights"]},
+        "evaluation_fast_path": trained.fast_path,
         "seconds": {"data": round(t_data, 1), "train": round(t_train, 1), "eval": round(t_eval, 1),
                     "total": round(time.time() - t0, 1)},
         "beats_baselines": {

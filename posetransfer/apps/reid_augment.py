@@ -184,7 +184,7 @@ def reid_augment(model: InferenceModel, data_root: str | os.PathLike, out: str |
     _write_manifest(out / "manifest.csv", rows)
     summary = {"data": str(root), "checkpoint": model.name, "mode": mode, "portion": portion, "seed": seed,
                "real": len(kept), "generated": len(jobs), "identities": len(set(identities.values())),
-               "full_set": len(names), "folder": str(folder)}
+               "full_set": len(names), "folder": str(folder), "fast_path": model.fast_path}
     write_json(out / "reid_augment.json", summary)
     return summary
 

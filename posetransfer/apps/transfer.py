@@ -71,7 +71,7 @@ def transfer_one(model: InferenceModel, source: Path, target_keypoints: np.ndarr
         "source": str(source), "checkpoint": model.name, "arch": model.arch, "size": list(model.frame),
         "model_size": list(model.size), "input_contract": model.contract.to_json(),
         "crop_box": result.source.box.to_json(), "source_keypoints": result.source.keypoints,
-        "target_keypoints": target_keypoints, "paste_back": paste_back,
+        "target_keypoints": target_keypoints, "paste_back": paste_back, "fast_path": model.fast_path,
     })
     return written
 
