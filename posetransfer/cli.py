@@ -83,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        prepare = getattr(args, "_prepare", None)
-        if prepare is not None:   # process settings that must precede `import torch` (posetransfer.runtime)
-            prepare(args)
+        before_torch = getattr(args, "_before_torch", None)
+        if before_torch is not None:   # process settings that must precede `import torch` (posetransfer.runtime)
+            before_torch(args)
         return int(args._run(args) or 0)
     except PosetransferError as exc:
         print(f"error: {exc}", file=sys.stderr)

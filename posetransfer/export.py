@@ -2,7 +2,7 @@
 
     from posetransfer.export import export_generator, load_exported
     report = export_generator(G, "patn.onnx", "onnx", size=(128, 64), metadata={...})
-    runner = load_exported("patn.onnx")            # ONNX Runtime session (or torch.jit.load)
+    runner = load_exported("patn.onnx")            # ONNX Runtime (TorchScript: torch.jit.load)
     image = runner(source_image, source_heatmaps, target_heatmaps)   # B×3×H×W in [-1, 1]
 
 The exported graph takes the three tensors of the generator call (``source_image`` B×3×H×W in [-1, 1],
@@ -197,13 +197,21 @@ def _write_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
 
 
 def _export_torchscript(module: ExportModule, inputs: tuple[torch.Tensor, ...], path: Path,
-                        metadata: dict[str, Any]) -> None:
+                        metadata: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """Trace and save; returns the traced module (the check runs it: this package reads no TorchScript
+    files besides the shipped Inception network, see tests/robustness)."""
     from .io import atomic_path
 
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs, check_trace=False)
     with atomic_path(path) as tmp:
         torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata)})
+
+    def run(*tensors: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return traced(*tensors)
+
+    return run
 
 
 def export_generator(generator: nn.Module, out: str | os.PathLike, fmt: str, size: tuple[int, int], *,
@@ -235,14 +243,15 @@ def export_generator(generator: nn.Module, out: str | os.PathLike, fmt: str, siz
         with atomic_path(path) as tmp:          # the exporter writes a partial file when it fails
             _export_onnx(module, inputs, tmp, opset)
         _write_onnx_metadata(path, meta)
+        exported = None
     else:
-        _export_torchscript(module, inputs, path, meta)
+        exported = _export_torchscript(module, inputs, path, meta)
     report = ExportReport(path=path, format=fmt, size=size, seconds=time.perf_counter() - start, metadata=meta)
     if check_batch:
         check = example_inputs(size, check_batch, pose_channels, seed=1)
         with torch.inference_mode():
             reference = generator(*check)
-        got = load_exported(path)(*check)
+        got = (exported or load_exported(path))(*check)
         report.max_abs_diff = float((got - reference).abs().max())
         report.checked_batch = check_batch
         if not report.max_abs_diff <= tolerance:
@@ -322,21 +331,13 @@ class OnnxGenerator:
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def load_exported(path: str | os.PathLike, threads: int | None = None) -> Callable[..., torch.Tensor]:
-    """A callable ``(source_image, source_heatmaps, target_heatmaps) -> image`` for an exported file."""
+def load_exported(path: str | os.PathLike, threads: int | None = None) -> OnnxGenerator:
+    """An exported ONNX file as a callable ``(source_image, source_heatmaps, target_heatmaps) -> image``
+    (ONNX Runtime). TorchScript files are run with ``torch.jit.load(path)``: this package itself reads no
+    TorchScript besides its shipped Inception network."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: exported model not found")
     if _is_torchscript(path):
-        try:
-            module = torch.jit.load(str(path), map_location="cpu").eval()
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})"
-                                  ) from None
-
-        def run(*inputs: torch.Tensor) -> torch.Tensor:
-            with torch.inference_mode():
-                return module(*inputs)
-
-        return run
+        raise ConfigError(f"{path}: a TorchScript file; run it with torch.jit.load({str(path)!r})")
     return OnnxGenerator(path, threads=threads)

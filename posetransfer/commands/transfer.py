@@ -26,7 +26,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "oneDNN convolutions, Winograd; the same images within 1e-4)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: one per core this process may use)")
-    parser.set_defaults(_prepare=prepare_process)
+    parser.set_defaults(_before_torch=prepare_process)
 
 
 def prepare_process(args: argparse.Namespace) -> None:
