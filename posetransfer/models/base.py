@@ -37,6 +37,10 @@ class Generator(nn.Module):
     #: submodules that hold most of the inference memory at full resolution; the CPU fast path
     #: (``models.fast.optimize_for_inference``) runs them one sample at a time
     per_sample_modules: tuple[str, ...] = ()
+    #: False where the inference fast path's rewrites were measured not to pay (small, many-op models: the
+    #: layout changes and packed calls cost more than they save); the commands then run the model as it is
+    #: (``models.fast.prepare_for_inference``), ``optimize_for_inference`` still applies them when called
+    fast_path_pays: bool = True
 
     def __init__(self) -> None:
         super().__init__()

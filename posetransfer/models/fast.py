@@ -590,14 +590,18 @@ def prepare_for_inference(generator: nn.Module, fast: bool = True) -> tuple[nn.M
     """The module inference should run for ``generator``, and a description of what was applied.
 
     ``fast=True``: :func:`optimize_for_inference` with its defaults (the generator itself is left as it
-    is: save that one); ``fast=False``: the generator itself, in eval mode. The description (``{"fast":
+    is: save that one), except for generators whose ``fast_path_pays`` is False (measured slower through
+    it), which run as they are; ``fast=False``: the generator itself, in eval mode. The description (``{"fast":
     bool, ...}``: folded BNs, packed / Winograd convolutions, threads, OpenMP wait policy) goes into the
     commands' results files, so every figure says which path made it.
     """
+    from ..runtime import thread_settings
+
     generator.eval()
     if not fast:
-        from ..runtime import thread_settings
-
-        return generator, {"fast": False, **thread_settings()}
+        return generator, {"fast": False, "optimized": False, **thread_settings()}
+    if not getattr(generator, "fast_path_pays", True):
+        return generator, {"fast": True, "optimized": False, "why": f"the {getattr(generator, 'arch', '')} "
+                           "generator runs faster as it is (Generator.fast_path_pays)", **thread_settings()}
     optimized = optimize_for_inference(generator)
-    return optimized, optimized.description()
+    return optimized, {**optimized.description(), "optimized": True}

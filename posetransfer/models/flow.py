@@ -294,6 +294,8 @@ class PyramidNonLocal(nn.Module):
 # --------------------------------------------------------------------------------------------------
 class FlowGenerator(Generator):
     arch = "flow"
+    #: measured 0.80–0.97× of the plain model through the fast path at 128×64 (README, Performance)
+    fast_path_pays = False
 
     def __init__(self, ngf: int = 64, max_channels: int = 256, flow_ngf: int = 32, flow_max_channels: int = 256,
                  flow_layers: int = 5, flow_scales: Sequence[int] = (4,), flow_image_input: bool = False,

@@ -425,6 +425,8 @@ def check_inputs(source_image: torch.Tensor, source_heatmaps: torch.Tensor, targ
 
 class GFLAGenerator(Generator):
     arch = "gfla"
+    #: measured 0.80–0.97× of the plain model through the fast path at 128×64 (README, Performance)
+    fast_path_pays = False
     #: the frames of the released models (``posetransfer models`` / ``summary``)
     preset_sizes = PRESET_SIZES
 

@@ -361,3 +361,16 @@ def test_full_width_pona_runs_its_padded_blocks_through_winograd_with_the_same_i
     optimized = fast.optimize_for_inference(model, winograd=True)
     assert sum(isinstance(m, WinogradConv2d) for m in optimized.modules()) >= 2
     assert _maxdiff(optimized(*inputs), reference) <= TOL
+
+
+def test_prepare_for_inference_optimizes_where_it_pays_and_describes_it():
+    patn = _model("patn")
+    runner, info = fast.prepare_for_inference(patn)
+    assert isinstance(runner, fast.InferenceGenerator) and info["fast"] and info["optimized"]
+    assert info["folded_batchnorms"] > 0 and "threads" in info and "wait_policy" in info
+    plain, info = fast.prepare_for_inference(patn, fast=False)
+    assert plain is patn and not info["fast"]
+    for name in ("gfla", "flow"):            # measured slower through the rewrites: run as they are
+        model = _model(name)
+        runner, info = fast.prepare_for_inference(model)
+        assert runner is model and info["fast"] and not info["optimized"] and "fast_path_pays" in info["why"]
