@@ -39,6 +39,7 @@ from .errors import CheckpointError, ConfigError, ModelError, PosetransferError,
 from .io import atomic_write_text, save_image, write_json
 from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
+from .runlock import holds_run_folder
 
 log = logging.getLogger("posetransfer.train")
 
@@ -54,6 +55,7 @@ UNBOUNDED_STEPS = 10 ** 7
 # ================================================================================================
 # The loop
 # ================================================================================================
+@holds_run_folder   # one trainer per run folder (posetransfer.runlock)
 def train(config: dict[str, Any] | None, data: str | Path | None, out: str | Path, *, resume: bool = False,
           overrides: Sequence[str] = (), steps: int | None = None, vgg_weights: str | Path | None = None,
           dataset: torch.utils.data.Dataset | None = None, max_seconds: float | None = None,
