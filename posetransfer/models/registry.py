@@ -83,7 +83,7 @@ def build_generator(name: str, **config: Any) -> nn.Module:
     _ensure_loaded()
     if name not in _GENERATORS:
         raise ModelError(f"unknown generator {name!r}; known: {', '.join(sorted(_GENERATORS))}")
-    model = _GENERATORS[name](**config)
+    model = _build_checked(_GENERATORS[name], "generator", name, config)
     model.arch = name
     # a factory may state its fully resolved options (preset expanded, defaults filled in): saving those
     # keeps a checkpoint rebuildable even if a preset's defaults change later
@@ -95,9 +95,25 @@ def build_discriminator(name: str, **config: Any) -> nn.Module:
     _ensure_loaded()
     if name not in _DISCRIMINATORS:
         raise ModelError(f"unknown discriminator {name!r}; known: {', '.join(sorted(_DISCRIMINATORS))}")
-    model = _DISCRIMINATORS[name](**config)
+    model = _build_checked(_DISCRIMINATORS[name], "discriminator", name, config)
     model.arch = name
     model.config = dict(config)
+    return model
+
+
+def _build_checked(factory: Callable[..., nn.Module], kind: str, name: str, config: dict[str, Any]) -> nn.Module:
+    """Options a layer cannot take (a negative width) are a one-line ModelError, not a torch traceback; and
+    a zero width, which torch accepts until the first forward pass, is refused here."""
+    try:
+        model = factory(**config)
+    except (ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise ModelError(f"{kind} {name!r}: cannot build with these options ({first})") from None
+    empty = next((key for key, p in model.named_parameters() if p.numel() == 0), None)
+    if empty is not None:
+        zeros = [f"{k}=0" for k, v in config.items() if v == 0 and not isinstance(v, bool)]
+        raise ModelError(f"{kind} {name!r}: parameter {empty} would be empty "
+                         f"({', '.join(zeros) or 'a width of 0'}: widths must be >= 1)")
     return model
 
 
