@@ -208,17 +208,33 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.convert("RGB")
+            array = pil_to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise DataError(f"{path}: image too large ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
-    array = np.asarray(rgb, dtype=np.uint8)
     if size is not None and array.shape[:2] != tuple(size):
         raise DataError(
             f"{path}: image is {array.shape[0]}x{array.shape[1]} (HxW) but {size[0]}x{size[1]} is expected"
         )
     return array
+
+
+#: PIL modes of 16- and 32-bit greyscale images (16-bit PNG, TIFF), which ``convert("RGB")`` clips at 255
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """uint8 H×W×3 of a loaded PIL image. 16-bit greyscale is *scaled* to 8 bits (÷257): PIL's
+    ``convert("RGB")`` clips it, turning almost every pixel white. A 32-bit ``I`` image is scaled the same
+    way when it holds values above 255 (PIL opens some 16-bit files as ``I``)."""
+    if img.mode in _WIDE_GREY_MODES:
+        values = np.asarray(img).astype(np.float64)
+        if img.mode != "I" or (values.size and values.max() > 255):
+            values = values / 257.0
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def save_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> None:

@@ -19,6 +19,10 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.serve import serve
     from ..apps.transfer import Transferer
 
+    from ..errors import ConfigError
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
     serve(model, host=args.host, port=args.port, data=args.data)
     return 0
