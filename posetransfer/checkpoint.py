@@ -117,16 +117,20 @@ def save_checkpoint(run: str | os.PathLike, step: int, generator: torch.nn.Modul
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_generator(generator, tmp / GENERATOR_FILE)
-    save_discriminators(discriminators, tmp / DISCRIMINATORS_FILE)
-    save_tensors(tensors, tmp / TENSORS_FILE)
-    write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
-    files = {}
-    for name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE):
-        path = tmp / name
-        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    write_json(tmp / MANIFEST_FILE, {"format": FORMAT, "step": int(step), "files": files})
-    _fsync_dir(tmp)
+    try:
+        save_generator(generator, tmp / GENERATOR_FILE)
+        save_discriminators(discriminators, tmp / DISCRIMINATORS_FILE)
+        save_tensors(tensors, tmp / TENSORS_FILE)
+        write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
+        files = {}
+        for name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE):
+            path = tmp / name
+            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        write_json(tmp / MANIFEST_FILE, {"format": FORMAT, "step": int(step), "files": files})
+        _fsync_dir(tmp)
+    except Exception:   # disk full, read-only: give the space of the unfinished checkpoint back at once
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # re-saving a step (e.g. after resuming from it): move the old one out of the way first
         old = root / (final.name + ".old.tmp")
         if old.exists():

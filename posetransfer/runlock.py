@@ -66,7 +66,10 @@ class RunLock:
             self.run.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise ConfigError(f"{self.run}: cannot use as a run folder ({exc.strerror or exc})") from None
+            from .io import describe_os_error
+
+            name, reason = describe_os_error(exc)
+            raise ConfigError(f"{name or self.run}: cannot use as a run folder ({reason})") from None
 
     def release(self) -> None:
         if self._fd is None:

@@ -367,7 +367,12 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
             "resumed_from": str(stored.folder) if stored is not None else None,
         }
         if info.is_main:
-            write_json(run / "summary.json", summary)
+            try:
+                write_json(run / "summary.json", summary)
+            except PosetransferError as exc:
+                if error is None:
+                    raise
+                log.warning("%s", exc)   # e.g. the full disk that stopped a checkpoint: keep that error
     if info.is_main:
         log.info("%s after %d steps (%.1f s); last checkpoint %s", status, step, summary["session_seconds"],
                  last_checkpoint)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .. import viz
 from ..errors import ConfigError, DataError
-from ..io import save_image, write_json
+from ..io import NewFiles
 from .transfer import Transferer
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,22 @@ def generate_test_set(model: Transferer, data_root: str | os.PathLike, out: str 
     subset = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    files = NewFiles(out)
+    done: set[str] = set()
     flows_written = 0
     device = model.device
-    with torch.inference_mode():
+    with files, torch.inference_mode():   # an error (disk full) removes what this run wrote: no partial set
         for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
             with model.lock:
                 result = model.generator(batch["source_image"].to(device), batch["source_heatmaps"].to(device),
                                          batch["target_heatmaps"].to(device), return_extras=True)
             for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
-                generated = viz.to_uint8(result.image[i])
                 name = output_name(a, b)
-                save_image(out / name, generated)
-                written += 1
+                if name in done:   # a pair with a bad image was served as the next good pair, already written
+                    continue
+                done.add(name)
+                generated = viz.to_uint8(result.image[i])
+                files.save_image(out / name, generated)
                 want_flows = save_flows and bool(result.flows)
                 if strip or want_flows:
                     source = viz.to_uint8(batch["source_image"][i])
@@ -90,15 +92,15 @@ def generate_test_set(model: Transferer, data_root: str | os.PathLike, out: str 
                 if strip:
                     panel = viz.test_strip(source, batch["source_keypoints"][i].numpy(), target,
                                            batch["target_keypoints"][i].numpy(), generated)
-                    save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
+                    files.save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
                 if want_flows:
                     for kind, figure in _flow_figures(result, i, source, target).items():
-                        save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
+                        files.save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
                     flows_written += 1
-    if save_flows and flows_written == 0:
-        log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
-    summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
-               "size": list(model.size), "pairs": len(subset), "written": written,
-               "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written}
-    write_json(out / "test_run.json", summary)
+        if save_flows and flows_written == 0:
+            log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
+        summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
+                   "size": list(model.size), "pairs": len(subset), "written": len(done),
+                   "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written}
+        files.write_json(out / "test_run.json", summary)
     return summary

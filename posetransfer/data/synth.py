@@ -54,8 +54,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import DataError, PoseError
-from ..io import BackgroundWriter, write_json
+from ..errors import DataError, OutputError, PoseError
+from ..io import BackgroundWriter, os_error_reason, write_json
 from . import keypoints as K
 
 log = logging.getLogger(__name__)
@@ -1924,6 +1924,8 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
             "test_pairs": test_pairs, "jpeg_quality": quality,
         })
         _install(tmp, out, state)
+    except OSError as exc:   # read-only folder, disk full: name the dataset, not the temporary folder
+        raise OutputError(f"{out}: cannot write the dataset ({os_error_reason(exc)})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
