@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .blocks import PRESETS
+from .size_guard import check_declared_size
 
 GENERATOR_ARCHS = ("patn", "pona")
 _STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -138,6 +139,7 @@ def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str
     config = generator_config(arch, state, path)
     _check_preset(config["norm"], preset, path)
     config["dropout"] = dropout
+    check_declared_size(lambda: build_generator(arch, **config), state, str(path), config)
     model = build_generator(arch, **({"preset": preset} if preset else {}), **config)
     return _load_strict(model, state, path)
 
@@ -163,6 +165,7 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
     config = {"input_nc": int(first.shape[1]), "ndf": int(first.shape[0]), "n_blocks": len(blocks),
               "norm": _norm_of(state, "model.2"), "dropout": 0.5 if had_dropout else 0.0,
               "output": "features", "use_sigmoid": bool(use_sigmoid), "activation": "relu"}
+    check_declared_size(lambda: build_discriminator("patn_resnet", **config), state, str(path), config)
     return _load_strict(build_discriminator("patn_resnet", **config), state, path)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ModelError
+from .size_guard import check_declared_size
 
 MODEL_MODULES: tuple[str, ...] = (
     "posetransfer.models.patn",
@@ -186,6 +187,7 @@ def load_generator(path: str | os.PathLike, arch: str | None = None, map_locatio
     if arch is not None and found_arch != arch:
         raise CheckpointError(f"{path}: checkpoint holds a {found_arch!r} generator, not {arch!r}")
     try:
+        check_declared_size(lambda: build_generator(found_arch, **config), state, str(path), config)
         model = build_generator(found_arch, **config)
     except (ModelError, TypeError) as exc:  # a config this version cannot build
         raise CheckpointError(f"{path}: {exc}") from None
@@ -205,6 +207,7 @@ def load_discriminator(path: str | os.PathLike, arch: str | None = None,
     if arch is not None and found_arch != arch:
         raise CheckpointError(f"{path}: file holds a {found_arch!r} discriminator, not {arch!r}")
     try:
+        check_declared_size(lambda: build_discriminator(found_arch, **config), state, str(path), config)
         model = build_discriminator(found_arch, **config)
     except (ModelError, TypeError) as exc:
         raise CheckpointError(f"{path}: {exc}") from None
