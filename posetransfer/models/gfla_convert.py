@@ -36,7 +36,7 @@ from torch import nn
 from ..errors import CheckpointError
 from .gfla import DEFAULTS, PRESETS, gfla_contract
 from .official import _load_strict, _strip, read_official_state_dict
-from .size_guard import check_declared_size
+from .weights_guard import check_declared_size
 
 _DUPLICATE = re.compile(r"^(.*)\.conv1\.(weight|bias)$")
 

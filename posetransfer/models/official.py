@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .blocks import PRESETS
-from .size_guard import check_declared_size
+from .weights_guard import check_declared_size
 
 GENERATOR_ARCHS = ("patn", "pona")
 _STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ModelError
-from .size_guard import check_declared_size
+from .weights_guard import check_declared_size, check_weight_dtypes
 
 MODEL_MODULES: tuple[str, ...] = (
     "posetransfer.models.patn",
@@ -168,6 +168,7 @@ def read_generator_file(path: str | os.PathLike, file_format: str = GENERATOR_FO
         config = json.loads(metadata.get("config", "{}"))
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: malformed config in checkpoint metadata") from None
+    check_weight_dtypes({key: value.dtype for key, value in state.items()}, str(path))
     return metadata["arch"], config, state
 
 

@@ -139,7 +139,7 @@ def test_size_check_counts_while_building():
     device (the counting stops the builder long before 400 blocks exist)."""
     from posetransfer.errors import CheckpointError
     from posetransfer.models.registry import build_generator
-    from posetransfer.models.size_guard import check_declared_size
+    from posetransfer.models.weights_guard import check_declared_size
 
     small = build_generator("patn", ngf=8, n_blocks=1).state_dict()
     check_declared_size(lambda: build_generator("patn", ngf=8, n_blocks=1), small, "ok.safetensors")

@@ -1,14 +1,19 @@
-"""Refuse a model whose declared architecture is far larger than the weights file it comes from.
+"""Checks of a weights file before a model is built from it: its declared size and its tensors' types.
 
-Why: a weights file says what to build — the metadata of a generator file (``ngf=256, n_blocks=400``), or, for
-an official ``.pth``, the largest layer index among its keys (one key ``att.99999.*`` means 100 000 blocks).
-A 300 KB file could so make ``test`` or ``convert`` allocate tens of GB before the strict load notices
-that the weights do not fit. :func:`check_declared_size` builds the declared model on the ``meta`` device
-(shapes only, no memory) and counts its parameters and buffers *while they are registered*: once it holds
+:func:`check_declared_size` — refuse a model whose declared architecture is far larger than the weights
+file it comes from. Why: a weights file says what to build — the metadata of a generator file (``ngf=256,
+n_blocks=400``), or, for an official ``.pth``, the largest layer index among its keys (one key ``att.99999.*``
+means 100 000 blocks). A 300 KB file could so make ``test`` or ``convert`` allocate tens of GB before the
+strict load notices that the weights do not fit. The declared model is built on the ``meta`` device (shapes
+only, no memory) while its parameters and buffers are counted *as they are registered*: once it holds
 clearly more values than the file, building stops and the file is refused — also when the architecture is
 so deep that merely creating its modules would take long. The exact check (keys, shapes) stays with the
 strict load that follows; this guard only keeps the model that load builds within a small multiple of the
 file.
+
+:func:`check_weight_dtypes` — weights are floating point (batch-norm counters int64). Why: ``load_state_dict``
+casts silently, so weights stored as bool, int64 or complex (a forged file, whose manifest may even match)
+would load and train as if they were good.
 """
 from __future__ import annotations
 
@@ -88,3 +93,31 @@ def check_declared_size(build: Callable[[], nn.Module], state: Mapping[str, torc
         _active.budget = None
         for hook in hooks:
             hook.remove()
+
+
+#: safetensors' names of the floating-point dtypes (the header's ``dtype`` field)
+FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+_TORCH_NAMES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                torch.bool: "BOOL", torch.complex64: "C64", torch.complex128: "C128"}
+#: integer buffers of our layers (BatchNorm's batch counter)
+INTEGER_BUFFERS = (".num_batches_tracked",)
+
+
+def dtype_name(dtype: str | torch.dtype) -> str:
+    """``torch.float32`` or safetensors' ``"F32"`` → ``"F32"``."""
+    return dtype if isinstance(dtype, str) else _TORCH_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def check_weight_dtypes(dtypes: Mapping[str, str | torch.dtype], where: str) -> None:
+    """Every weight floating point, every ``num_batches_tracked`` counter int64, else :class:`CheckpointError`.
+
+    ``dtypes``: tensor name → dtype (torch's, or the name in a safetensors header, read without the data).
+    """
+    for key, dtype in dtypes.items():
+        name = dtype_name(dtype)
+        expected = {"I64"} if key.endswith(INTEGER_BUFFERS) else FLOAT_DTYPES
+        if name not in expected:
+            want = "int64" if expected == {"I64"} else "a floating-point type"
+            raise CheckpointError(f"{where}: tensor {key!r} has dtype {name}, {want} is expected (a forged or "
+                                  f"corrupt weights file)")
