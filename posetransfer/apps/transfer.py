@@ -26,7 +26,7 @@ import torch
 
 from .. import viz
 from ..data import keypoints as K
-from ..errors import CheckpointError, ConfigError, DataError, ModelError, PoseError, PosetransferError
+from ..errors import CheckpointError, ConfigError, DataError, ModelError, OutputError, PoseError, PosetransferError
 from ..io import image_to_tensor_range, read_image, save_image, write_json
 from . import crop as C
 
@@ -389,7 +389,7 @@ def transfer_files(model: Transferer, source: str | os.PathLike, target: Pose, o
                                                source_pose=pose_path, paste_back=paste_back,
                                                save_attention=save_attention, crop=crop, pad=pad))
             report.succeeded.append(path)
-        except ModelError:
+        except (ModelError, OutputError):   # the model or the disk fails for every photo alike: stop
             raise
         except PosetransferError as exc:
             report.failed.append((path, str(exc)))

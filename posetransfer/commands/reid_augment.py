@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, check_model_arguments
 
 HELP = "build a Market-style re-ID training folder augmented with generated images"
 
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_model_arguments(args)
     model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
     summary = reid_augment(model, args.data, args.out, portion=args.portion, mode=args.mode, seed=args.seed,
                            batch_size=args.batch_size, min_joints=args.min_joints, overwrite=args.overwrite)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, check_model_arguments
 
 HELP = "run the local web demo (FastAPI; no external resources)"
 
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    check_model_arguments(args)
     model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
     serve(model, host=args.host, port=args.port, data=args.data)
     return 0

@@ -19,6 +19,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows)."""
+    from ..distributed import parse_device
+
+    parse_device(args.device)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--source", required=True, help="person photo, or a folder of photos (batch mode)")
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target_csv and not args.target_name:
         raise ConfigError("--target-csv needs --target-name (the image whose pose to use)")
+    check_model_arguments(args)
     model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
     target = pose_from_csv(args.target_csv, args.target_name) if args.target_csv else load_pose(args.target)
     report = transfer_files(model, args.source, target, args.out, source_pose=args.source_pose,

@@ -267,3 +267,31 @@ def test_files_of_an_earlier_test_run_survive_a_failed_one(inputs, tmp_path, cap
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     shutil.rmtree(out)
+
+
+def test_disk_full_stops_a_transfer_folder_batch(inputs, tmp_path, capsys, monkeypatch):
+    """A full disk is not a bad photo: the batch stops with one line instead of reporting every photo."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    poses = tmp_path / "poses"
+    for i in range(3):
+        save_image(photos / f"p{i}.png", np.full((128, 64, 3), 60 * i, dtype=np.uint8))
+        poses.mkdir(exist_ok=True)
+        shutil.copy(inputs["pose"], poses / f"p{i}.json")
+    real = Image.Image.save
+
+    def full_disk(self, fp, *args, **kwargs):
+        if "out" in str(fp):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "out"
+    code = main(["transfer", "--checkpoint", str(inputs["gen"]), "--source", str(photos), "--source-pose", str(poses),
+                 "--target", str(inputs["pose"]), "--out", str(out)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "No space left on device" in errors[0], err
+    assert "failed:" not in err, err
