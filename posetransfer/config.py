@@ -269,6 +269,13 @@ MAX_LR = 1e30
 MAX_SEED = 2 ** 32 - 1
 
 
+def check_seed(seed: int, what: str = "--seed") -> int:
+    """A seed in [0, :data:`MAX_SEED`] (numpy refuses negative seeds, torch overflows on huge ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{what} must be in [0, {MAX_SEED}], got {seed}")
+    return seed
+
+
 def _check_ranges(config: dict[str, Any], where: str) -> None:
     """The ranges the type check cannot express (floats are already finite, see :func:`_check`)."""
     for i, beta in enumerate(config["optim"]["betas"]):
@@ -282,9 +289,7 @@ def _check_ranges(config: dict[str, Any], where: str) -> None:
     clip = config["optim"]["grad_clip"]
     if clip is not None and not clip > 0:
         raise ConfigError(f"{where}: optim.grad_clip must be > 0 (or null for no clipping), got {clip}")
-    seed = config["train"]["seed"]
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"{where}: train.seed must be in [0, {MAX_SEED}], got {seed}")
+    check_seed(config["train"]["seed"], f"{where}: train.seed")
     for section in ("model", *(f"discriminators.{name}" for name in config["discriminators"])):
         node = config["model"] if section == "model" else config["discriminators"][section.split(".", 1)[1]]
         _check_model_numbers(node, section, where)

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from ..config import check_seed
+
+    check_seed(args.seed)
     check_model_arguments(args)
     model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
     summary = reid_augment(model, args.data, args.out, portion=args.portion, mode=args.mode, seed=args.seed,

@@ -140,3 +140,24 @@ def test_test_and_eval_bad_numbers(argv, needle, files, tmp_path, capsys, tally)
                        "--no-progress"]
     _one_line(argv, capsys, needle)
     tally("one-line errors for bad numeric flags", tried=1)
+
+
+HUGE = str(10 ** 23)
+
+
+@pytest.mark.parametrize("seed", [HUGE, "-1"])
+@pytest.mark.parametrize("command", ["demo", "reid-augment", "prepare-pairs", "synth"])
+def test_huge_and_negative_seeds(command, seed, files, tmp_path, capsys):
+    argv = {
+        "demo": ["demo", "--out", tmp_path / "d", "--steps", "1", "--identities", "4", "--no-progress"],
+        "reid-augment": ["reid-augment", "--checkpoint", files["gen"], "--data", files["data"], "--out", tmp_path / "r",
+                         "--size", "32x16"],
+        "prepare-pairs": ["prepare", "pairs", files["data"] / "market-annotation-train.csv", tmp_path / "p.csv",
+                          "--test-sample", "3"],
+        "synth": ["synth", "--out", tmp_path / "s", "--identities", "2", "--poses", "2"],
+    }[command] + ["--seed", seed]
+    if command == "synth" and seed == HUGE:          # numpy takes any non-negative integer: it simply works
+        assert main([str(a) for a in argv]) == 0
+        return
+    _one_line(argv, capsys, "seed")
+    assert not (tmp_path / "d").exists()             # refused before generating anything
