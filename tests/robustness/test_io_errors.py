@@ -222,7 +222,8 @@ def test_disk_full_during_a_checkpoint_simulated(inputs, tmp_path, capsys, monke
     assert info["listed"] == [2] and info["latest"] == 2 and info["debris"] == [], info
 
 
-def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, tally):
+def _disk_full_after(monkeypatch, saves: int) -> None:
+    """PIL's ``Image.save`` raises ENOSPC from the ``saves``-th call on (a disk that just filled up)."""
     from PIL import Image
 
     real = Image.Image.save
@@ -230,11 +231,15 @@ def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, 
 
     def full_disk(self, fp, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] >= 4:
+        if calls["n"] >= saves:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, fp, *args, **kwargs)
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
+
+
+def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, tally):
+    _disk_full_after(monkeypatch, 4)
     out = tmp_path / "generated"
     code, err = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out], capsys)
     monkeypatch.undo()
@@ -247,21 +252,10 @@ def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, 
 
 def test_files_of_an_earlier_test_run_survive_a_failed_one(inputs, tmp_path, capsys, monkeypatch):
     """Only what the failed run itself created is removed."""
-    from PIL import Image
-
     out = tmp_path / "generated"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    real = Image.Image.save
-    calls = {"n": 0}
-
-    def full_disk(self, fp, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] >= 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, fp, *args, **kwargs)
-
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    _disk_full_after(monkeypatch, 3)
     code, _ = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out], capsys)
     monkeypatch.undo()
     assert code == 2

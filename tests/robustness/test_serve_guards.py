@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -138,23 +137,11 @@ def test_gallery_falls_back_to_train_when_the_test_split_is_empty(model, tiny_da
 # item 8: Host allow-list and header timeouts, on a real uvicorn server configured like `posetransfer serve`
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def live(model, tiny_data):
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def live(model, tiny_data, serve_in_thread):
+    """The demo configured as ``posetransfer serve`` configures it (1 s header deadline instead of 10 s)."""
     app = S.create_app(model, tiny_data, allowed_hosts=S.allowed_host_names("127.0.0.1"))
-    server = uvicorn.Server(S.server_config(app, "127.0.0.1", port, header_timeout=1.0))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(lambda port: S.server_config(app, "127.0.0.1", port, header_timeout=1.0)) as port:
+        yield port
 
 
 def _raw(port: int, request: bytes, wait: float = 5.0) -> bytes:
