@@ -101,22 +101,36 @@ FORGERIES = {
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
-def test_forged_newest_checkpoint_falls_back_to_the_previous(forgery, pristine, tiny_data, tmp_path, caplog, tally):
+def test_forged_newest_checkpoint_is_corrupt(forgery, pristine, tmp_path, caplog, tally):
+    """What ``--resume`` (and every reader of a run) uses to pick its checkpoint: the forgery is skipped with a
+    one-line warning naming it, the previous checkpoint is chosen."""
     run = tmp_path / "run"
     shutil.copytree(pristine, run)
     newest = run / "checkpoints" / f"step_{STEPS:08d}"
     FORGERIES[forgery](newest)
-    argv = ["train", "--data", str(tiny_data), "--out", str(run), "--resume", "--steps", str(STEPS + 1),
-            "--no-progress"]
     caplog.set_level("WARNING")
-    code = main(argv)
+    chosen = ckpt.latest_valid(ckpt.checkpoints_root(run))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "falling back" in r.getMessage()]
-    log = (run / "train.log").read_text()
     tally("forged checkpoint (re-signed manifest or malformed manifest)", tried=1,
-          fell_back=int(code == 0 and "resumed from" in log and "step_00000002" in log))
+          fell_back=int(chosen is not None and chosen.name == "step_00000002"))
+    assert chosen == run / "checkpoints" / "step_00000002"
+    assert len(warnings) == 1 and str(newest) in warnings[0] and "\n" not in warnings[0], (forgery, warnings)
+
+
+@pytest.mark.parametrize("forgery", ["manifest files {}", "state.json step 'four'", "RNG tensor float32",
+                                     "generator weights int64"])
+def test_resume_from_a_forged_run_continues_from_the_previous_checkpoint(forgery, pristine, tiny_data, tmp_path,
+                                                                         caplog):
+    run = tmp_path / "run"
+    shutil.copytree(pristine, run)
+    newest = run / "checkpoints" / f"step_{STEPS:08d}"
+    FORGERIES[forgery](newest)
+    caplog.set_level("WARNING")
+    code = main(["train", "--data", str(tiny_data), "--out", str(run), "--resume", "--steps", str(STEPS + 1),
+                 "--no-progress"])
+    log = (run / "train.log").read_text()
     assert code == 0
-    assert any(str(newest) in w for w in warnings), (forgery, warnings)
-    assert all("\n" not in w for w in warnings)
+    assert any(str(newest) in r.getMessage() and "falling back" in r.getMessage() for r in caplog.records)
     assert f"resumed from {run / 'checkpoints' / 'step_00000002'} (step 2)" in log, log[-2000:]
 
 
