@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,3 +59,20 @@ def serve_in_thread():
             thread.join(timeout=10)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """``tiny_dataset("market" | "fashion")``: a synthetic PATN-layout dataset (128×64 Market names or 256×176
+    DeepFashion names), 3 people × 3 poses, 1 of them in the test split; made once per session and kind."""
+    made: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in made:
+            from posetransfer.data.synth import generate_dataset
+
+            made[kind] = Path(generate_dataset(tmp_path_factory.mktemp(f"tiny-{kind}") / "data", size=kind,
+                                               identities=3, poses=3, test_identities=1, seed=0))
+        return made[kind]
+
+    return make

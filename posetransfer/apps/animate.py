@@ -22,7 +22,8 @@ from ..data import keypoints as K
 from ..errors import ConfigError, DataError, PoseError
 from ..io import atomic_path, read_image
 from . import crop as C
-from .transfer import CropMode, Pose, Transferer, estimate_pose, prepare_source, read_pose_file, source_pose_for
+from ..inference import InferenceModel
+from .poses import CropMode, Pose, estimate_pose, prepare_source, read_pose_file, source_pose_for
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _pad_to_block(frame: np.ndarray, block: int) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLike, out: str | os.PathLike, *,
+def animate(model: InferenceModel, source: str | os.PathLike, poses: str | os.PathLike, out: str | os.PathLike, *,
             source_pose: str | os.PathLike | None = None, gif: bool = False, fps: float | None = None,
             every: int = 1, max_frames: int | None = None, with_pose: bool = False, scale: int = 1,
             crop: CropMode = "auto", pad: C.PadMode = "edge", batch_size: int = 8, progress: bool = True,
@@ -166,15 +167,15 @@ def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLi
         raise ConfigError(f"--fps must be a positive number, got {fps}")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {max_frames}")
-    side = max(model.size[0], model.size[1] * (2 if with_pose else 1))
+    side = max(model.frame[0], model.frame[1] * (2 if with_pose else 1))
     if scale * side > MAX_FRAME_SIDE:
         raise ConfigError(f"--scale {scale} makes {scale * side}-pixel frames; at most {MAX_FRAME_SIDE // side} "
-                          f"for this {model.size[0]}x{model.size[1]} model (frames up to {MAX_FRAME_SIDE} px)")
+                          f"for this {model.frame[0]}x{model.frame[1]} model (frames up to {MAX_FRAME_SIDE} px)")
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"{out}: output must end in .mp4 or .gif")
     photo = read_image(source)
     pose = source_pose_for(source, Path(source_pose) if source_pose else None, photo)
-    prepared = prepare_source(photo, pose, model.size, crop, pad)
+    prepared = prepare_source(photo, pose, model.frame, crop, pad)
     if not poses.exists():
         raise DataError(f"{poses}: poses not found")
     if poses.is_dir():
@@ -186,13 +187,13 @@ def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLi
         sequence = read_pose_video(poses, every, max_frames, progress)
     else:
         raise DataError(f"{poses}: expected a folder of keypoints JSON files or a video ({', '.join(VIDEO_SUFFIXES)})")
-    targets = sequence_to_model(sequence, model.size, crop)
+    targets = sequence_to_model(sequence, model.frame, crop)
     frames: list[np.ndarray] = []
     for start in tqdm(range(0, len(targets), batch_size), desc="animate", unit="batch", disable=not progress):
         chunk = targets[start:start + batch_size]
         results = model.generate_batch([prepared.image] * len(chunk), [prepared.keypoints] * len(chunk), chunk)
         for kp, result in zip(chunk, results):
-            frame = viz.hstack([viz.pose_image(kp, model.size), result], gap=0) if with_pose else result
+            frame = viz.hstack([viz.pose_image(kp, model.frame), result], gap=0) if with_pose else result
             frames.append(viz.upscale(frame, scale))
     rate = float(fps or sequence.fps)
     written = [out]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, check_model_arguments
+from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
 
 HELP = "run the local web demo (FastAPI; no external resources)"
 
@@ -17,13 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.serve import serve
-    from ..apps.transfer import Transferer
 
     from ..errors import ConfigError
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     check_model_arguments(args)
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     serve(model, host=args.host, port=args.port, data=args.data)
     return 0

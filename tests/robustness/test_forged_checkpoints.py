@@ -138,7 +138,7 @@ def test_resume_from_a_forged_run_continues_from_the_previous_checkpoint(forgery
                                      "manifest files string"])
 def test_generator_consumers_skip_a_forged_newest_checkpoint(forgery, pristine, tmp_path, caplog):
     """``test`` / ``transfer`` / ``serve`` find their generator with resolve_generator_file: the same fallback."""
-    from posetransfer.models.registry import load_generator
+    from posetransfer.inference import load_generator
 
     run = tmp_path / "run"
     shutil.copytree(pristine, run)
@@ -153,10 +153,11 @@ def test_generator_consumers_skip_a_forged_newest_checkpoint(forgery, pristine, 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
 def test_a_generator_file_with_non_float_weights_is_refused(dtype, tmp_path, capsys):
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     path = tmp_path / "g.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1), path)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1), path, InputContract(size=(128, 64)))
     _cast_tensors(path, lambda k: k.endswith("weight"), dtype)
     code = main(["transfer", "--checkpoint", str(path), "--source", str(path), "--target", str(path),
                  "--out", str(tmp_path / "o.png")])

@@ -37,11 +37,12 @@ def inputs(tiny_data, tmp_path_factory) -> dict[str, Path]:
     test images for eval, keypoints JSON files for ``keypoints``."""
     from posetransfer.data import keypoints as K
     from posetransfer.io import read_image
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     root = tmp_path_factory.mktemp("io-inputs")
     gen = root / "patn.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), gen)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), gen, InputContract(size=(128, 64)))
     photo = root / "photos" / "person.jpg"
     save_image(photo, np.random.default_rng(0).integers(0, 255, (128, 64, 3), dtype=np.uint8))
     pose = root / "poses" / "person.json"
@@ -67,7 +68,8 @@ def _train(i, out):
 #: command → (kind of --out, argv builder); "dir" outputs are folders, "file" outputs have the given suffix
 COMMANDS = {
     "train": ("dir", _train),
-    "test": ("dir", lambda i, out: ["test", "--checkpoint", i["gen"], "--data", i["data"], "--out", out]),
+    "test": ("dir", lambda i, out: ["test", "--checkpoint", i["gen"], "--data", i["data"], "--out", out,
+                                    "--size", "32x16"]),
     "demo": ("dir", lambda i, out: ["demo", "--out", out, "--steps", "1", "--identities", "4", "--no-progress"]),
     "transfer": ("file.png", lambda i, out: ["transfer", "--checkpoint", i["gen"], "--source", i["photo"],
                                              "--source-pose", i["pose"], "--target", i["pose"], "--out", out]),
@@ -184,7 +186,8 @@ def test_disk_full_during_test(inputs, tmp_path, capsys, tally):
         filler = disk / "filler.bin"
         filler.write_bytes(b"\0" * (80 * 1024))       # most of the disk is already used
         out = disk / "generated"
-        code, err = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out], capsys)
+        code, err = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out,
+                          "--size", "32x16"], capsys)
         left = sorted(p.name for p in out.rglob("*")) if out.exists() else []
         tally("disk full during test (tmpfs)", tried=1, one_line_exit_2=int(code == 2), partial_files_left=len(left))
         _one_line(code, err, "No space left on device", str(out))
@@ -198,6 +201,8 @@ def test_disk_full_during_a_checkpoint_simulated(inputs, tmp_path, capsys, monke
     import safetensors
     import safetensors.torch
 
+    from posetransfer import modelfile
+
     real = safetensors.torch.save_file
     calls = {"n": 0}
 
@@ -210,6 +215,7 @@ def test_disk_full_during_a_checkpoint_simulated(inputs, tmp_path, capsys, monke
         return real(tensors, filename, metadata=metadata)
 
     monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    monkeypatch.setattr(modelfile, "save_file", full_disk)   # the one writer of safetensors files imports it
     run = tmp_path / "run"
     argv = ["train", "--preset", faultlib.PRESET, "--data", inputs["data"], "--out", run, "--steps", "4",
             "--no-progress", *faultlib.cli_set_args(faultlib.tiny_overrides(4))]
@@ -241,7 +247,8 @@ def _disk_full_after(monkeypatch, saves: int) -> None:
 def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, tally):
     _disk_full_after(monkeypatch, 4)
     out = tmp_path / "generated"
-    code, err = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out], capsys)
+    code, err = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out,
+                      "--size", "32x16"], capsys)
     monkeypatch.undo()
     left = sorted(p.name for p in out.rglob("*")) if out.exists() else []
     tally("disk full during test (simulated ENOSPC)", tried=1, one_line_exit_2=int(code == 2),
@@ -256,7 +263,8 @@ def test_files_of_an_earlier_test_run_survive_a_failed_one(inputs, tmp_path, cap
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     _disk_full_after(monkeypatch, 3)
-    code, _ = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out], capsys)
+    code, _ = _run(["test", "--checkpoint", inputs["gen"], "--data", inputs["data"], "--out", out,
+                    "--size", "32x16"], capsys)
     monkeypatch.undo()
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

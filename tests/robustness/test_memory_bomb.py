@@ -40,10 +40,11 @@ def _jpeg(shape=PHOTO_SIZE) -> bytes:
 
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory):
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     path = tmp_path_factory.mktemp("gen") / "patn_tiny.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path, InputContract(size=(128, 64)))
     return path
 
 
@@ -52,9 +53,9 @@ def client(tiny_generator):
     from fastapi.testclient import TestClient
 
     from posetransfer.apps import serve as S
-    from posetransfer.apps.transfer import Transferer
+    from posetransfer.inference import load_model
 
-    return TestClient(S.create_app(Transferer.load(tiny_generator)), raise_server_exceptions=False)
+    return TestClient(S.create_app(load_model(tiny_generator)), raise_server_exceptions=False)
 
 
 def _peak_mb(call):

@@ -29,12 +29,13 @@ STANDING = [[20, 32], [30, 32], [30, 24], [45, 22], [58, 22], [30, 40], [45, 42]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from posetransfer.apps.transfer import Transferer
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.inference import load_model
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     path = tmp_path_factory.mktemp("gen") / "patn_tiny.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path)
-    return Transferer.load(path, size="32x16")
+    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path, InputContract(size=(128, 64)))
+    return load_model(path, size="32x16")
 
 
 @pytest.fixture(scope="module")
@@ -259,10 +260,11 @@ def test_allowed_host_names():
 
 @pytest.mark.parametrize("port", ["70000", "-1", "0"])
 def test_serve_port_out_of_range_is_one_line(model, port, capsys, tmp_path):
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     path = tmp_path / "g.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1), path)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1), path, InputContract(size=(128, 64)))
     assert main(["serve", "--checkpoint", str(path), "--port", port]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "--port" in err and "\n" not in err, err

@@ -27,11 +27,12 @@ STANDING = [[20, 32], [30, 32], [30, 24], [45, 22], [58, 22], [30, 40], [45, 42]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_data) -> dict[str, Path]:
     from posetransfer.data import keypoints as K
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     root = tmp_path_factory.mktemp("small")
     gen = root / "patn.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), gen)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), gen, InputContract(size=(128, 64)))
     photo = root / "photo.png"
     save_image(photo, np.full((128, 64, 3), 100, dtype=np.uint8))
     pose = root / "pose.json"
@@ -70,7 +71,7 @@ def test_test_counts_each_written_file_once(files, tmp_path, capsys, tally):
     victim.write_bytes(victim.read_bytes()[:200])
     out = tmp_path / "generated"
     code = main(["test", "--checkpoint", str(files["gen"]), "--data", str(data), "--out", str(out),
-                 "--batch-size", "2"])
+                 "--batch-size", "2", "--size", "32x16"])
     printed = capsys.readouterr().out
     on_disk = sorted(p.name for p in out.glob("*___*.png"))
     run = json.loads((out / "test_run.json").read_text())
