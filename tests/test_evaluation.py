@@ -84,9 +84,11 @@ def market(tmp_path):
     return root, gen, expected
 
 
-def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
+def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path, monkeypatch):
     root, gen, expected = market
     out = tmp_path / "results.json"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # offline: no AlexNet for LPIPS v0.1
+    monkeypatch.delenv("POSETRANSFER_ALEXNET_WEIGHTS", raising=False)
     results = evaluate(gen, root, "all", metrics=["ssim", "ssim_win51", "mask_ssim", "l1", "psnr", "mask_psnr",
                                                  "lpips", "mask_lpips"], out=out, progress=False)
     fakes = [v[0] for v in expected.values()]
@@ -99,9 +101,12 @@ def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
     assert m["l1"] == pytest.approx(np.mean([l1(f, t) for f, t in zip(fakes, targets)]))
     assert m["psnr"] == pytest.approx(np.mean([psnr(f, t) for f, t in zip(fakes, targets)]))
     assert m["mask_psnr"] == pytest.approx(np.mean([psnr(f, t, mask=k) for f, t, k in zip(fakes, targets, masks)]))
-    lp = LPIPSMetric()
-    assert m["lpips"] == pytest.approx(float(np.mean(lp(fakes, targets))), rel=1e-5)
-    assert m["mask_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets, masks))), rel=1e-5)
+    # offline the shift-tolerant LPIPS is computed, under its own keys; lpips stays null with the reason
+    lp = LPIPSMetric(variant="shift-tolerant")
+    assert m["lpips"] is None and m["mask_lpips"] is None
+    assert "st_lpips" in results["unavailable"]["lpips"] and "--lpips-weights" in results["unavailable"]["lpips"]
+    assert m["st_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets))), rel=1e-5)
+    assert m["mask_st_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets, masks))), rel=1e-5)
     # what was matched and how, all in the file
     saved = json.loads(out.read_text())
     assert saved["metrics"] == pytest.approx(m)
@@ -111,7 +116,9 @@ def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
     assert g["extra_examples"] == ["unrelated.png"]
     assert saved["dataset"]["resolution"] == [128, 64] and saved["dataset"]["kind"] == "market"
     assert saved["protocol"]["name"] == "all" and saved["settings"]["ssim_white_pad"] == 0
-    assert saved["weights"]["lpips"]["kind"] in ("package", "path", "hub-cache")
+    assert saved["weights"]["st_lpips"]["kind"] == "package" and "lpips" not in saved["weights"]
+    assert saved["generated"]["reference"] == "strip"  # the strip is scored against its own target panel
+    assert saved["generated"]["reference_counts"] == {"strip_target_panel": 1, "dataset_test_image": 3}
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -130,8 +137,11 @@ def test_patn_protocol_rejects_resized_outputs_and_strip_reference_is_official(m
     root, gen, _ = market
     with pytest.raises(DataError, match=r"\.png: generated image is 192x96 but the ground truth is 128x64"):
         evaluate(gen, root, "patn", metrics=["ssim"], progress=False)
-    with pytest.raises(DataError, match="--reference strip needs"):
-        evaluate(gen, root, "fast", metrics=["ssim"], reference="strip", progress=False)
+    # strips use their own panel, single images (which have none) the dataset's test image — in one folder
+    mixed = evaluate(gen, root, "fast", metrics=["ssim"], reference="strip", progress=False)["generated"]
+    assert mixed["reference_counts"] == {"strip_target_panel": 1, "dataset_test_image": 3}
+    with pytest.raises(DataError, match="unknown reference 'panel'"):
+        evaluate(gen, root, "fast", metrics=["ssim"], reference="panel", progress=False)
 
 
 def test_unavailable_networks_give_null_with_the_reason(market, tmp_path, monkeypatch):
