@@ -98,14 +98,16 @@ class MetricRun:
         return [i for i, k in enumerate(keys) if allowed is None or k in allowed]
 
     def _lpips(self, keys: list, gens: list, refs: list, masks: list) -> None:
-        rows = None
+        if not self.active & {m for names in LPIPS_PASSES for m in names[:2]}:
+            return
+        self.lpips_seen += len(keys)
+        rows = self._kept("lpips", keys)
+        if not rows:
+            return
         for plain, masked, attribute in LPIPS_PASSES:
             want_plain, want_masked = plain in self.active, masked in self.active
             if not (want_plain or want_masked):
                 continue
-            rows = self._kept("lpips", keys) if rows is None else rows
-            if not rows:
-                return
             metric = getattr(self.engines, attribute)
             g = [gens[i] for i in rows]
             r = [refs[i] for i in rows]
@@ -117,8 +119,6 @@ class MetricRun:
                 self.per_image[plain].extend(metric(g, r).tolist())
             else:
                 self.per_image[masked].extend(metric(g, r, [masks[i] for i in rows]).tolist())
-        if rows is not None:
-            self.lpips_seen += len(keys)
 
     def _inception(self, keys: list, gens: list, masks: list) -> None:
         a = self.active
