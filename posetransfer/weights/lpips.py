@@ -105,7 +105,7 @@ class LPIPSNet(nn.Module):
 
     @staticmethod
     def _unit(x: torch.Tensor) -> torch.Tensor:
-        return x / (torch.sqrt((x * x).sum(dim=1, keepdim=True)) + 1e-10)
+        return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-10)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         n = a.shape[0]
