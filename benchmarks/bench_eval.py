@@ -45,11 +45,12 @@ CASES = (
 RUNNER = r"""
 import json, sys, time
 started = time.perf_counter()
+import posetransfer
 from posetransfer.evaluation import evaluate
 imported = time.perf_counter() - started
 gen, data, protocol, cache, extra = sys.argv[1:6]
 results = evaluate(gen, data, protocol, progress=False, cache_dir=cache, **json.loads(extra))
-print("RESULT " + json.dumps({"import_s": imported, "eval_s": results["timing"]["seconds"],
+print("RESULT " + json.dumps({"code": posetransfer.__file__, "import_s": imported, "eval_s": results["timing"]["seconds"],
                               "images": results["generated"]["evaluated"], "metrics": results["metrics"]}))
 """
 
@@ -67,7 +68,7 @@ def make_sets(work: Path, pairs: int, python: str) -> dict[str, tuple[Path, Path
         data, gen = work / size, work / f"gen_{size}"
         subprocess.run([python, "-m", "posetransfer", "synth", "--out", str(data), "--size", size,
                         "--identities", "12", "--poses", "8", "--test-identities", "4", "--test-pairs", str(pairs)],
-                       check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+                       check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, cwd=work)
         prefix = "fasion-resize" if size == "fashion" else "market"
         rng = np.random.default_rng(0)
         for a, b in K.read_pairs(data / f"{prefix}-pairs-test.csv"):
@@ -78,12 +79,16 @@ def make_sets(work: Path, pairs: int, python: str) -> dict[str, tuple[Path, Path
 
 
 def run_eval(python: str, code: Path, gen: Path, data: Path, protocol: str, cache: Path, extra: dict) -> dict:
+    # cwd: ``python -c`` / ``-m`` put the working directory first on sys.path — it must not hold a checkout
     done = subprocess.run([python, "-c", RUNNER, str(gen), str(data), protocol, str(cache), json.dumps(extra)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code)})
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code)},
+                          cwd=cache.parent)
     if done.returncode != 0:
         raise RuntimeError(f"{code}: {protocol} failed: {done.stderr[-1500:]}")
     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
     result = json.loads(line[len("RESULT "):])
+    if not Path(result["code"]).resolve().is_relative_to(code):
+        raise RuntimeError(f"the run meant for {code} imported {result['code']}")
     result["images_per_second"] = result["images"] / result["eval_s"]
     return result
 
@@ -96,7 +101,8 @@ def run_startup(python: str, code: Path, gen: Path, data: Path, protocol: str, c
     if "metrics" in extra:
         argv += ["--metrics", ",".join(extra["metrics"])]
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code)})
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(code)},
+                          cwd=cache.parent)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{code}: start-up {protocol} failed: {done.stderr[-1500:]}")
