@@ -115,6 +115,11 @@ def run_startup(python: str, code: Path, gen: Path, data: Path, protocol: str, c
     return elapsed
 
 
+def commit_of(checkout: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def summary(values: list[float]) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
@@ -172,7 +177,8 @@ def main() -> None:
                   f"load {row['load_1min']['median']}", flush=True)
     from posetransfer.bench import machine_info
 
-    doc = {"machine": machine_info(), "old": str(args.old), "rounds": args.rounds, "pairs": args.pairs,
+    doc = {"machine": machine_info(), "old": str(args.old), "old_commit": commit_of(args.old),
+           "new_commit": commit_of(ROOT), "rounds": args.rounds, "pairs": args.pairs,
            "metrics": args.metrics,
            "load_at_start": list(load_start), "load_at_end": list(os.getloadavg()), "rows": rows,
            "note": "FID real statistics cached (warm); images/s excludes imports; start-up = whole CLI process "
@@ -206,7 +212,8 @@ def markdown(doc: dict) -> str:
     m = doc["machine"]
     lines += ["", f"Medians (min–max) of {doc['rounds']} interleaved runs (old, new, old, new, …) per case, each in a "
                   f"fresh process; {doc['pairs']} test pairs per synthetic set, FID real statistics cached. "
-                  f"Old = {doc['old']}. Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch "
+                  f"Old = commit {doc.get('old_commit')} ({doc['old']}), new = {doc.get('new_commit')} and its "
+                  f"uncommitted changes, if any. Machine: {m.get('cpu', '?')}, {m.get('threads', '?')} threads, torch "
                   f"{m.get('torch', '?')}; load average {doc['load_at_start']} at start, {doc['load_at_end']} at end "
                   f"(shared with other jobs).", ""]
     return "\n".join(lines)
