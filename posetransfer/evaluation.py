@@ -85,6 +85,7 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     dataset) or ``"dataset"``. ``fid_kind`` / ``inception_preprocess`` / ``drop_last_batch`` / ``is_order``
     override the protocol's (``None`` keeps them). ``limit``: only the first N matched pairs.
     """
+    from .metrics.accumulate import MetricRun
     from .metrics.engines import Engines, WeightFiles
     from .metrics.progress import StreamProgress
 
@@ -112,11 +113,8 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     names = list(prot.metrics_for(kind)) + engines.added
     active = [m for m in names if m not in engines.unavailable]
     pad = prot.fashion_pad if kind == "fashion" else 0
-    keep = _kept_items(items, prot) if prot.drop_last_batch else None
+    keep = _kept_items(items) if prot.drop_last_batch else None
     is_rank = _listdir_rank(Path(generated_dir), items) if prot.is_order == "listdir" else None
-
-    from .metrics.accumulate import MetricRun
-
     run = MetricRun(prot, active, engines, pad, keep, is_rank)
     loader = _PairLoader(images_dir, annotations, prot.resize, prot.name, reference, strip_panels)
     bar = StreamProgress(len(items), "eval", enabled=progress)
@@ -167,7 +165,7 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     return results
 
 
-def _kept_items(items: list[GeneratedFile], prot: Protocol) -> dict[str, set]:
+def _kept_items(items: list[GeneratedFile]) -> dict[str, set]:
     """The generated files GFLA's script would feed to FID and to LPIPS (last partial batch of 64 dropped)."""
     from .metrics.ordering import gfla_fid_kept, gfla_lpips_kept
 

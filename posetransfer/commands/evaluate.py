@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="evaluate only the first N matched pairs")
     parser.add_argument("--require-all", action="store_true",
                         help="fail if any test pair has no generated image (default: warn and continue)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (terminal) or progress log lines with the ETA (otherwise)")
     parser.add_argument("--table", nargs="*", metavar="RESULTS_JSON",
                         help="print a Markdown table of the papers' published rows beside these results")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="table layout (default: from the protocol)")

@@ -141,8 +141,12 @@ def test_gfla_l1_is_compare_l1_on_unit_images_and_half_of_patns(ref):
 def pona_psnr_y(original_file, encoded_file) -> float:
     """PoNA ``tool/Psnr.py`` as its ``__main__`` runs it: PIL ``convert('YCbCr')`` of both files, the Y values of
     ``getdata()``, the summed squared error over the pixel count, ``-10 log10(mse / 255²)``."""
-    y1 = [p[0] for p in Image.open(original_file).convert("YCbCr").getdata()]
-    y2 = [p[0] for p in Image.open(encoded_file).convert("YCbCr").getdata()]
+    def pixels(path):  # getdata() in the script; Pillow 12 renames it get_flattened_data()
+        image = Image.open(path).convert("YCbCr")
+        return getattr(image, "get_flattened_data", image.getdata)()
+
+    y1 = [p[0] for p in pixels(original_file)]
+    y2 = [p[0] for p in pixels(encoded_file)]
     error = sum((a - b) * (a - b) for a, b in zip(y1, y2))
     mse = float(error) / float(len(y1))
     return float(-10.0 * np.log10(mse / (255 * 255)))
