@@ -232,7 +232,7 @@ def export_generator(generator: nn.Module, out: str | os.PathLike, fmt: str, siz
         raise ConfigError(f"{path}: is a folder; give the output file name (e.g. model.{'onnx' if fmt == 'onnx' else 'pt'})")
     path.parent.mkdir(parents=True, exist_ok=True)
     generator = generator.eval()
-    module = ExportModule(generator)
+    module = ExportModule(generator).eval()   # eval on the wrapper too: the exporter warns on a training module
     pose_channels = int(getattr(generator, "pose_channels", 18))
     inputs = example_inputs(size, example_batch, pose_channels)
     meta = dict(metadata) if metadata is not None else generator_metadata(generator, size)
@@ -341,3 +341,58 @@ def load_exported(path: str | os.PathLike, threads: int | None = None) -> OnnxGe
     if _is_torchscript(path):
         raise ConfigError(f"{path}: a TorchScript file; run it with torch.jit.load({str(path)!r})")
     return OnnxGenerator(path, threads=threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# ONNX Runtime as the commands' runtime (--runtime onnx)
+# --------------------------------------------------------------------------------------------------
+class OnnxRunner:
+    """An :class:`OnnxGenerator` called the way :class:`posetransfer.inference.InferenceModel` calls its
+    runner. The exported graph returns the image only: ``return_extras`` gives a
+    :class:`~posetransfer.models.base.GeneratorOutput` without attention masks or flows (the commands refuse
+    ``--save-attention`` / ``--save-flows`` with this runtime instead of writing empty figures)."""
+
+    def __init__(self, session: OnnxGenerator) -> None:
+        self.session = session
+
+    def __call__(self, source_image: torch.Tensor, source_heatmaps: torch.Tensor, target_heatmaps: torch.Tensor,
+                 return_extras: bool = False):
+        from .models.base import GeneratorOutput
+
+        image = self.session(source_image, source_heatmaps, target_heatmaps)
+        return GeneratorOutput(image=image) if return_extras else image
+
+
+def cached_onnx_file(source_file: str | os.PathLike, arch: str, size: tuple[int, int],
+                     cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the ONNX export of ``source_file`` at ``size`` is kept: ``<cache>/onnx/<arch>-<sha256 of the
+    file, 16 hex>-<H>x<W>-opset<N>-<version>.onnx`` (the cache is ``$POSETRANSFER_CACHE_DIR`` or
+    ``~/.cache/posetransfer``). Why a cache: exporting takes longer than generating a test set of a few
+    hundred images; the key changes with the weights, the frame and the package version."""
+    from . import __version__
+    from .io import sha256_file
+    from .metrics.fid import default_cache_dir
+
+    digest = sha256_file(source_file)[:16]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / "onnx" / f"{arch or 'generator'}-{digest}-{size[0]}x{size[1]}-opset{OPSET}-{__version__}.onnx"
+
+
+def onnx_runner(generator: nn.Module, size: tuple[int, int], source_file: str | os.PathLike, *,
+                metadata: dict[str, Any] | None = None, threads: int | None = None,
+                cache_dir: str | os.PathLike | None = None) -> tuple[OnnxRunner, dict]:
+    """ONNX Runtime for ``generator`` (loaded from ``source_file``): exported once into the cache (and checked
+    within :data:`TOLERANCE` of PyTorch, see :func:`export_generator`), then loaded from there. Returns the
+    runner and the description results files record."""
+    from .runtime import thread_settings
+
+    path = cached_onnx_file(source_file, getattr(generator, "arch", ""), size, cache_dir)
+    exported = not path.is_file()
+    if exported:
+        log.info("%s: exporting to ONNX for --runtime onnx (once; kept in %s)", source_file, path)
+        export_generator(generator, path, "onnx", size, metadata=metadata, check_batch=2)
+    session = OnnxGenerator(path, threads=threads)
+    options = session.session.get_session_options()
+    description = {"fast": False, "optimized": False, "onnx_file": str(path), "exported_now": exported,
+                   **thread_settings(), "threads": int(options.intra_op_num_threads)}
+    return OnnxRunner(session), description

@@ -129,17 +129,29 @@ def resolve_contract(file: Path, found: InputContract | None, *, size: str | Seq
 
 def load_model(path: str | os.PathLike, *, size: str | Sequence[int] | None = None, heatmap: str | None = None,
                sigma: float | None = None, device: str | torch.device = "cpu",
-               arch: str | None = None, fast: bool = True) -> "InferenceModel":
+               arch: str | None = None, fast: bool = True, runtime: str = "torch",
+               threads: int | None = None) -> "InferenceModel":
     """Load a generator file, checkpoint folder or run folder for inference, with its input contract.
 
     ``size`` (``market``, ``fashion``, ``HxW`` or (H, W)), ``heatmap`` (``gaussian`` | ``onehot``) and
     ``sigma`` override the contract (logged); ``arch`` refuses other architectures. ``fast`` runs the
     inference fast path (:func:`posetransfer.models.fast.prepare_for_inference`; same images within 1e-4).
+    ``runtime="onnx"`` runs the generator in ONNX Runtime instead (exported once into a cache, see
+    :func:`posetransfer.export.onnx_runner`; ``threads`` sizes its pool), CPU only.
     """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
+    if runtime == "onnx" and torch.device(device).type != "cpu":
+        raise ConfigError(f"--runtime onnx runs on the CPU; got --device {device}")
     file = resolve_generator_path(path)
     generator = load_generator_file(file, arch=arch, map_location=device)
     contract, source = resolve_contract(file, generator.input_contract, size=size, heatmap=heatmap, sigma=sigma)
-    return InferenceModel(generator, contract, name=str(file), contract_source=source, fast=fast)
+    return InferenceModel(generator, contract, name=str(file), contract_source=source, fast=fast,
+                          runtime=runtime, source_file=file, threads=threads)
+
+
+#: what runs the generator: PyTorch (the fast path or the plain model) or ONNX Runtime (an export of it)
+RUNTIMES = ("torch", "onnx")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,21 +174,43 @@ class InferenceModel:
 
     The constructor is the one place a generator is prepared for inference (eval mode, its device, and
     with ``fast`` the inference fast path: ``runner`` is what runs, ``generator`` stays the model as loaded,
-    for saving; ``fast_path`` describes what was applied, for results files).
+    for saving; ``fast_path`` describes what was applied and by which ``runtime``, for results files).
+    ``runtime="onnx"`` needs ``source_file`` (the generator's file: the key of the cached export).
     """
 
     def __init__(self, generator: nn.Module, contract: InputContract, *, name: str = "generator",
-                 contract_source: str = "file", fast: bool = True) -> None:
-        from .models.fast import prepare_for_inference
-
+                 contract_source: str = "file", fast: bool = True, runtime: str = "torch",
+                 source_file: str | os.PathLike | None = None, threads: int | None = None) -> None:
         self.generator = generator.eval()
-        self.runner, self.fast_path = prepare_for_inference(self.generator, fast)
         self.contract = contract
         self.contract_source = contract_source
         self.name = name
         self.arch = getattr(generator, "arch", "") or "generator"
         self.lock = threading.Lock()
         self.device = next(generator.parameters()).device
+        self.runtime = runtime
+        if runtime == "onnx":
+            from .export import onnx_runner
+
+            if source_file is None:
+                raise ConfigError(f"{name}: --runtime onnx needs the generator's file")
+            self.runner, description = onnx_runner(self.generator, self.size, source_file,
+                                                   metadata=self.export_metadata(), threads=threads)
+        elif runtime == "torch":
+            from .models.fast import prepare_for_inference
+
+            self.runner, description = prepare_for_inference(self.generator, fast)
+        else:
+            raise ConfigError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
+        self.fast_path = {"runtime": runtime, **description}
+
+    def export_metadata(self) -> dict:
+        """What an exported file of this model carries (:func:`posetransfer.export.generator_metadata`)."""
+        from .export import generator_metadata
+
+        return generator_metadata(self.generator, self.size, input_contract=self.contract.to_json(),
+                                  heatmap=self.heatmap, sigma=self.sigma, checkpoint=self.name,
+                                  contract_source=self.contract_source)
 
     # ---- the frames ---------------------------------------------------------------------------------
     @property

@@ -18,16 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..export import export_generator, generator_metadata
+    from ..export import export_generator
 
     if args.device != "cpu":
         raise ConfigError("export runs on the CPU (--device cpu); the exported file runs anywhere")
     args.no_fast = True                      # the exporters trace the plain model
     model = load_model_from_args(args)
-    metadata = generator_metadata(model.generator, model.size, input_contract=model.contract.to_json(),
-                                  heatmap=model.heatmap, sigma=model.sigma, checkpoint=model.name,
-                                  contract_source=model.contract_source)
-    report = export_generator(model.generator, args.out, args.format, model.size, metadata=metadata,
+    report = export_generator(model.generator, args.out, args.format, model.size, metadata=model.export_metadata(),
                               check_batch=None if args.no_check else 3)
     print(report.summary())
     return 0

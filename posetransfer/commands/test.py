@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
+from .transfer import add_model_arguments, add_runtime_argument, check_model_arguments, load_model_from_args
 
 HELP = "generate the test pairs of a dataset (<from>___<to>.png, ready for eval)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_runtime_argument(parser)
     parser.add_argument("--data", required=True, help="dataset root in the PATN layout")
     parser.add_argument("--split", default="test", choices=("train", "test"))
     parser.add_argument("--out", default=None, help="output folder (default: <data>/generated/<split>)")
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    check_model_arguments(args)
+    check_model_arguments(args, figures=("--save-flows",))
     model = load_model_from_args(args)
     out = Path(args.out) if args.out else Path(args.data) / "generated" / args.split
     summary = generate_test_set(model, args.data, out, split=args.split, limit=args.limit, strip=args.strip,

@@ -40,11 +40,33 @@ def prepare_process(args: argparse.Namespace) -> None:
     configure_threads(args.threads)
 
 
-def check_model_arguments(args: argparse.Namespace) -> None:
-    """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows)."""
+#: --runtime's help: what was measured (README, Performance: ONNX Runtime), so the choice is informed
+RUNTIME_HELP = ("torch (default): PyTorch, the fast path unless --no-fast; onnx: ONNX Runtime on an export of the "
+                "generator (made once, cached in ~/.cache/posetransfer/onnx; CPU only; no attention/flow figures). "
+                "Measured slower than the torch fast path here: {figure}")
+#: the measurement RUNTIME_HELP quotes (benchmarks/results/onnx_cpu.md)
+RUNTIME_FIGURE = "see README, Performance"
+
+
+def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    """``--runtime torch|onnx`` (test, transfer)."""
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help=RUNTIME_HELP.format(figure=RUNTIME_FIGURE))
+
+
+def check_model_arguments(args: argparse.Namespace, *, figures: tuple[str, ...] = ()) -> None:
+    """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows; with
+    ``--runtime onnx``, the CPU and none of the ``figures`` flags, whose attention/flows the export lacks)."""
     from ..distributed import parse_device
+    from ..errors import ConfigError
 
     parse_device(args.device)
+    if getattr(args, "runtime", "torch") == "onnx":
+        if args.device != "cpu":
+            raise ConfigError(f"--runtime onnx runs on the CPU; got --device {args.device}")
+        for flag in figures:
+            if getattr(args, flag.lstrip("-").replace("-", "_"), False):
+                raise ConfigError(f"{flag} needs --runtime torch (the ONNX export returns the image only)")
 
 
 def load_model_from_args(args: argparse.Namespace):
@@ -52,11 +74,13 @@ def load_model_from_args(args: argparse.Namespace):
     from ..inference import load_model
 
     return load_model(args.checkpoint, arch=args.arch, size=args.size, heatmap=args.heatmap, sigma=args.sigma,
-                      device=args.device, fast=not args.no_fast)
+                      device=args.device, fast=not args.no_fast, runtime=getattr(args, "runtime", "torch"),
+                      threads=args.threads)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    add_runtime_argument(parser)
     parser.add_argument("--source", required=True, help="person photo, or a folder of photos (batch mode)")
     parser.add_argument("--source-pose", default=None,
                         help="keypoints JSON of the source (or a folder of <image stem>.json); "
@@ -84,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target_csv and not args.target_name:
         raise ConfigError("--target-csv needs --target-name (the image whose pose to use)")
-    check_model_arguments(args)
+    check_model_arguments(args, figures=("--save-attention",))
     model = load_model_from_args(args)
     target = pose_from_csv(args.target_csv, args.target_name) if args.target_csv else load_pose(args.target)
     report = transfer_files(model, args.source, target, args.out, source_pose=args.source_pose,

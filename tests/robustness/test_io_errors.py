@@ -229,19 +229,19 @@ def test_disk_full_during_a_checkpoint_simulated(inputs, tmp_path, capsys, monke
 
 
 def _disk_full_after(monkeypatch, saves: int) -> None:
-    """PIL's ``Image.save`` raises ENOSPC from the ``saves``-th call on (a disk that just filled up)."""
-    from PIL import Image
-
-    real = Image.Image.save
+    """Writing a file raises ENOSPC from the ``saves``-th write on (a disk that just filled up). Every output
+    file goes through ``Path.write_bytes`` (``posetransfer.io.atomic_write_bytes``; ``test`` encodes its
+    PNGs in memory and writes them on the background writer's thread), so that is where the disk fails."""
+    real = Path.write_bytes
     calls = {"n": 0}
 
-    def full_disk(self, fp, *args, **kwargs):
+    def full_disk(self, data):
         calls["n"] += 1
         if calls["n"] >= saves:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, fp, *args, **kwargs)
+        return real(self, data)
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
 
 
 def test_disk_full_during_test_simulated(inputs, tmp_path, capsys, monkeypatch, tally):
@@ -273,23 +273,21 @@ def test_files_of_an_earlier_test_run_survive_a_failed_one(inputs, tmp_path, cap
 
 def test_disk_full_stops_a_transfer_folder_batch(inputs, tmp_path, capsys, monkeypatch):
     """A full disk is not a bad photo: the batch stops with one line instead of reporting every photo."""
-    from PIL import Image
-
     photos = tmp_path / "photos"
     poses = tmp_path / "poses"
     for i in range(3):
         save_image(photos / f"p{i}.png", np.full((128, 64, 3), 60 * i, dtype=np.uint8))
         poses.mkdir(exist_ok=True)
         shutil.copy(inputs["pose"], poses / f"p{i}.json")
-    real = Image.Image.save
-
-    def full_disk(self, fp, *args, **kwargs):
-        if "out" in str(fp):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, fp, *args, **kwargs)
-
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    real = Path.write_bytes
     out = tmp_path / "out"
+
+    def full_disk(self, data):   # images are encoded in memory, then written (io.atomic_write_bytes)
+        if str(out) in str(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
     code = main(["transfer", "--checkpoint", str(inputs["gen"]), "--source", str(photos), "--source-pose", str(poses),
                  "--target", str(inputs["pose"]), "--out", str(out)])
     monkeypatch.undo()
