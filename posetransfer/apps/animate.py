@@ -9,11 +9,13 @@ Encoding uses imageio's ffmpeg plugin; the ffmpeg binary ships inside the imagei
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -115,8 +117,11 @@ def sequence_to_model(sequence: PoseSequence, size: tuple[int, int], crop: CropM
     return [C.keypoints_to_model(p.keypoints, box, size) for p in sequence.poses]
 
 
-def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
-    """mp4 (H.264 via the ffmpeg that imageio-ffmpeg ships) or GIF by suffix, written atomically."""
+def write_video(frames: Iterable[np.ndarray], out: Path, fps: float) -> None:
+    """mp4 (H.264 via the ffmpeg that imageio-ffmpeg ships) or GIF by suffix, written atomically.
+
+    ``frames`` may be a generator: an mp4 takes each frame as it comes, so ffmpeg (its own process) encodes
+    while the next frames are generated; a GIF needs them all first (PIL writes it in one call)."""
     if out.suffix.lower() == ".gif":
         from PIL import Image
 
@@ -129,7 +134,11 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
     # and the atomic temporary name ends in ".tmp", so the container is named explicitly here.
     import imageio_ffmpeg
 
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise DataError(f"{out}: no frames to write")
+    height, width = first.shape[:2]
     height, width = height + (-height) % 16, width + (-width) % 16
     with atomic_path(out) as tmp:
         writer = imageio_ffmpeg.write_frames(str(tmp), (width, height), fps=fps, codec="libx264", quality=8,
@@ -137,7 +146,7 @@ def write_video(frames: list[np.ndarray], out: Path, fps: float) -> None:
                                              ffmpeg_log_level="error")
         writer.send(None)
         try:
-            for frame in frames:
+            for frame in itertools.chain([first], frames):
                 writer.send(_pad_to_block(frame, 16))
         finally:
             writer.close()
@@ -189,15 +198,22 @@ def animate(model: InferenceModel, source: str | os.PathLike, poses: str | os.Pa
         raise DataError(f"{poses}: expected a folder of keypoints JSON files or a video ({', '.join(VIDEO_SUFFIXES)})")
     targets = sequence_to_model(sequence, model.frame, crop)
     frames: list[np.ndarray] = []
-    for start in tqdm(range(0, len(targets), batch_size), desc="animate", unit="batch", disable=not progress):
-        chunk = targets[start:start + batch_size]
-        results = model.generate_batch([prepared.image] * len(chunk), [prepared.keypoints] * len(chunk), chunk)
-        for kp, result in zip(chunk, results):
-            frame = viz.hstack([viz.pose_image(kp, model.frame), result], gap=0) if with_pose else result
-            frames.append(viz.upscale(frame, scale))
+
+    def generate() -> Iterator[np.ndarray]:
+        with tqdm(total=len(targets), desc="animate", unit="frame", disable=not progress) as bar:
+            for start in range(0, len(targets), batch_size):
+                chunk = targets[start:start + batch_size]
+                results = model.generate_batch([prepared.image] * len(chunk), [prepared.keypoints] * len(chunk),
+                                               chunk)
+                for kp, result in zip(chunk, results):
+                    frame = viz.hstack([viz.pose_image(kp, model.frame), result], gap=0) if with_pose else result
+                    frames.append(viz.upscale(frame, scale))
+                    yield frames[-1]
+                bar.update(len(chunk))
+
     rate = float(fps or sequence.fps)
     written = [out]
-    write_video(frames, out, rate)
+    write_video(generate(), out, rate)   # an mp4 is encoded while the frames are generated
     if gif and out.suffix.lower() != ".gif":
         gif_path = out.with_suffix(".gif")
         write_video(frames, gif_path, rate)

@@ -23,6 +23,7 @@ import csv
 import io
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,8 +32,9 @@ import numpy as np
 
 from ..data import keypoints as K
 from ..errors import ConfigError, DataError
-from ..io import atomic_path, atomic_write_text, read_image, save_image, write_json
+from ..io import atomic_path, atomic_write_text, encode_image, read_image, write_json
 from ..inference import InferenceModel
+from .testset import output_writer
 
 log = logging.getLogger(__name__)
 
@@ -164,23 +166,32 @@ def reid_augment(model: InferenceModel, data_root: str | os.PathLike, out: str |
         rows.append({"name": name, "kind": "real", "identity": identities[name], "source": name, "target_pose": name})
     cache: dict[str, np.ndarray] = {}
 
-    def load(name: str) -> np.ndarray:
-        if name not in cache:
-            image = read_image(images_dir / name)
-            model.check_frame(image.shape[:2], str(images_dir / name))
-            cache[name] = image
-        return cache[name]
-
-    for start in tqdm(range(0, len(jobs), batch_size), desc="generate", unit="batch", disable=not progress):
-        chunk = jobs[start:start + batch_size]
-        results = model.generate_batch([load(j.source) for j in chunk], [annotations[j.source] for j in chunk],
-                                       [annotations[j.target] for j in chunk])
-        for job, image in zip(chunk, results):
-            save_image(folder / job.name, image)
-            rows.append({"name": job.name, "kind": "generated", "identity": identities[job.source],
-                         "source": job.source, "target_pose": job.target})
+    def load_chunk(chunk: list) -> list[np.ndarray]:
+        """The chunk's source images (decoded on the prefetch thread, one chunk ahead of the model)."""
         if len(cache) > 4096:
             cache.clear()
+        for job in chunk:
+            if job.source not in cache:
+                image = read_image(images_dir / job.source)
+                model.check_frame(image.shape[:2], str(images_dir / job.source))
+                cache[job.source] = image
+        return [cache[job.source] for job in chunk]
+
+    chunks = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
+    # overlap: the next chunk decodes on one thread and the PNGs are written on another while the model runs
+    with ThreadPoolExecutor(1, thread_name_prefix="posetransfer-prefetch") as pool, output_writer() as writer, \
+            tqdm(total=len(jobs), desc="generate", unit="img", disable=not progress) as bar:
+        pending = pool.submit(load_chunk, chunks[0]) if chunks else None
+        for i, chunk in enumerate(chunks):
+            sources = pending.result()
+            pending = pool.submit(load_chunk, chunks[i + 1]) if i + 1 < len(chunks) else None
+            results = model.generate_batch(sources, [annotations[j.source] for j in chunk],
+                                           [annotations[j.target] for j in chunk])
+            for job, image in zip(chunk, results):
+                writer.write(folder / job.name, encode_image(image, Path(job.name).suffix))
+                rows.append({"name": job.name, "kind": "generated", "identity": identities[job.source],
+                             "source": job.source, "target_pose": job.target})
+            bar.update(len(chunk))
     _write_manifest(out / "manifest.csv", rows)
     summary = {"data": str(root), "checkpoint": model.name, "mode": mode, "portion": portion, "seed": seed,
                "real": len(kept), "generated": len(jobs), "identities": len(set(identities.values())),
