@@ -13,7 +13,8 @@ the difference between the two is what start-up, data and files cost. Start-up r
 and ``python -c 'import torch'`` (the floor any command pays). Datasets: the synthetic people
 (``posetransfer synth``), generated once into ``--work``. Weights: random (the official PATN's through our
 converter for PATN, so its file and the official forward compute the same function); speed does not
-depend on them. Commands run interleaved (fast, plain, fast, plain ...), medians over ``--rounds``.
+depend on them. Commands run interleaved (fast, plain[, onnx], fast, plain ...), medians over ``--rounds``;
+``--onnx`` adds ``--runtime onnx`` (ONNX Runtime on the cached export; the exporting first run is timed apart).
 """
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ def main() -> None:
     parser.add_argument("--pairs", nargs="+", type=int, default=[96, 24], help="pairs per size (same order)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/posetransfer-e2e"))
+    parser.add_argument("--onnx", action="store_true",
+                        help="also time `posetransfer test --runtime onnx` (its export made by an untimed first "
+                             "run, whose wall time is reported as 'command onnx first')")
     add_output_arguments(parser)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -101,9 +105,16 @@ def main() -> None:
                 cmd = [*CLI, "test", "--checkpoint", str(ckpt), "--data", str(data), "--limit", str(pairs),
                        "--batch-size", str(batch)]
                 runs: dict[str, list[float]] = {"command fast": [], "command plain": []}
+                onnx_cmd = [*cmd, "--out", str(args.work / "out_onnx"), "--runtime", "onnx"]
+                if args.onnx:
+                    env["POSETRANSFER_CACHE_DIR"] = str(args.work / f"cache_{arch}_{preset}_{batch}")
+                    row["command onnx first"] = wall(onnx_cmd, env)    # exports into the empty cache
+                    runs["command onnx"] = []
                 for _ in range(args.rounds):
                     runs["command fast"].append(wall([*cmd, "--out", str(args.work / "out_fast")], env))
                     runs["command plain"].append(wall([*cmd, "--out", str(args.work / "out_plain"), "--no-fast"], env))
+                    if args.onnx:
+                        runs["command onnx"].append(wall(onnx_cmd, env))
 
                 def plain(*t):
                     with torch.no_grad():
@@ -134,14 +145,17 @@ def _ratio(a: float | None, b: float) -> str:
 
 def format_markdown(result: dict) -> str:
     lines = ["| Model | Frame | Batch | Pairs | `posetransfer test` (fast) s / img/s | `--no-fast` s / img/s | "
+             "`--runtime onnx` s / img/s (first run, exporting) | "
              "bare fast s | bare plain s | bare official s | command fast vs bare official | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         m, ips = r["median_s"], r["img_per_s"]
         off = m.get("bare official")
+        onnx = (f"{m['command onnx']:.1f} / {ips['command onnx']:.2f} ({r['command onnx first']:.1f})"
+                if "command onnx" in m else "–")
         lines.append(f"| {r['arch']} | {r['size'][0]}×{r['size'][1]} | {r['batch']} | {r['pairs']} | "
                      f"{m['command fast']:.1f} / {ips['command fast']:.2f} | {m['command plain']:.1f} / "
-                     f"{ips['command plain']:.2f} | {m['bare fast']:.1f} | {m['bare plain']:.1f} | "
+                     f"{ips['command plain']:.2f} | {onnx} | {m['bare fast']:.1f} | {m['bare plain']:.1f} | "
                      f"{f'{off:.1f}' if off else '–'} | {_ratio(off, m['command fast'])} | "
                      f"{r['loadavg_start'][0]}–{r['loadavg_end'][0]} |")
     s = result["startup"]
