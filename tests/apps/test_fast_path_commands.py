@@ -7,6 +7,7 @@ within 1e-4 on [-1, 1], i.e. 0.013 grey levels, so only a rounding boundary can 
 """
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -105,3 +106,22 @@ def test_threads_flag_is_checked(tmp_path, checkpoint, synth_data, capsys):
                  "--threads", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "--threads" in err
+
+
+def test_reid_augment_fast_and_plain_write_the_same_images(tmp_path, wide_checkpoint, synth_data, capsys):
+    folders = {}
+    for flags in ([], ["--no-fast"]):
+        key = "plain" if flags else "fast"
+        out = tmp_path / key
+        assert main(["reid-augment", "--checkpoint", str(wide_checkpoint), "--data", str(synth_data),
+                     "--out", str(out), "--mode", "x2", "--batch-size", "3", *flags]) == 0
+        folders[key] = out
+    capsys.readouterr()
+    summaries = {k: json.loads((v / "reid_augment.json").read_text()) for k, v in folders.items()}
+    assert summaries["fast"]["fast_path"]["fast"] is True and summaries["plain"]["fast_path"]["fast"] is False
+    with open(folders["fast"] / "manifest.csv", newline="") as handle:
+        generated = [row["name"] for row in csv.DictReader(handle) if row["kind"] == "generated"]
+    assert len(generated) == summaries["fast"]["generated"] > 3      # more than one batch: the prefetch ran
+    for name in generated:
+        _close(read_image(folders["fast"] / "bounding_box_train" / name),
+               read_image(folders["plain"] / "bounding_box_train" / name))
