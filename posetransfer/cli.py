@@ -72,6 +72,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cpu import prepare_process
+
+    prepare_process()  # OpenMP settings that hold on a busy machine; must precede the first torch import
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
