@@ -1,0 +1,383 @@
+"""The training step, before and after the issue-22 changes, idle and beside a CPU-bound process; where its time
+goes (torch.profiler per component); and the full PATN presets' step time. One command:
+
+    python benchmarks/bench_train_step.py --old /tmp/train-old        # git worktree add /tmp/train-old 3ee7313
+
+writes ``benchmarks/results/train_step.json`` (every figure) and ``train_step.md`` (the README's tables).
+
+How (and why this way):
+
+* Every measurement is a fresh ``posetransfer.train.train`` process (``--worker``), so each variant gets its
+  own OpenMP runtime (the wait policy is read when torch loads) and nothing is shared between variants. The
+  "after" worker first calls ``posetransfer.cpu.prepare_process()``, exactly as the ``posetransfer``
+  command does; "before" runs the old checkout (``--old``, on ``PYTHONPATH``) with the environment as it is
+  (OMP_* variables removed).
+* The step time is taken from timestamps of the trainer's batch fetches (``train._next_batch``, wrapped in
+  the worker): one duration per step, the first ``--warmup`` steps dropped, the median reported; also the
+  process' CPU seconds per step (all threads: spinning threads show up there). A run stops after
+  ``--max-seconds`` of steps (the old step with a busy neighbour can take 15 s), with at least one timed step.
+* Conditions: "idle" (whatever else runs on the machine: the load average is recorded with every run) and
+  "hog" (one ``python -c 'while True: pass'`` started beside it and killed afterwards, always). Variants of one
+  round run interleaved (A B A B ...), ``--rounds`` rounds.
+* Ablations of "after" (idle), each switching one change back: channels_last off, heatmaps with subnormal
+  values (the data fix undone inside the worker), no flush-to-zero, one thread.
+* Profiles (``--profile``): ``torch.profiler`` over ``--profile-steps`` steps after the warm-up, summed per
+  component by ``posetransfer/profiling.py`` (loaded by path, so the old checkout is profiled the same way):
+  forward and backward of G, of each discriminator and of the VGG, the data loader, the optimisers, the rest.
+* Presets: ``patn-market`` (batch 32, 128x64) and ``patn-deepfashion`` (batch 7, 256x176) on synthetic data,
+  "after" only, profiled, ``--preset-steps`` timed steps after one warm-up step.
+
+The bench lock (``/tmp/posetransfer-bench.lock``) is taken for the whole run unless ``--no-lock``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK = Path("/tmp/posetransfer-bench.lock")
+OMP_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
+DEMO_OVERRIDES: list[str] = []          # the demo-synth preset as the demo trains it (batch 8)
+
+
+# ================================================================================================
+# Worker: one training run in this process
+# ================================================================================================
+def worker(spec: dict) -> dict:
+    if spec.get("prepare"):
+        from posetransfer import cpu
+
+        cpu.prepare_process()
+    import resource
+
+    import torch
+
+    from posetransfer import train as T
+    from posetransfer.config import load_config
+
+    if spec.get("subnormal_heatmaps"):          # undo the data fix: keep values below float32's normal range
+        import numpy as np
+
+        from posetransfer.data import keypoints as K
+
+        K._FLOAT32_TINY = np.float32(0.0)
+    if spec.get("no_flush"):
+        T.cpu.flush_denormals = lambda enabled=True: contextlib.nullcontext(False)
+
+    stamps: list[tuple[float, float]] = []
+    real_next = T._next_batch
+
+    def timed_next(batches):
+        stamps.append((time.perf_counter(), _cpu_seconds(resource)))
+        return real_next(batches)
+
+    T._next_batch = timed_next
+    config = load_config(spec["preset"], spec.get("overrides", []))
+    out = tempfile.mkdtemp(prefix="trainstep-", dir=spec.get("tmp"))
+    steps = spec["warmup"] + spec["steps"]
+    profiler = None
+    try:
+        if spec.get("profile"):
+            profiling = _load_profiling()
+            from torch.profiler import ProfilerActivity, profile
+
+            profiler = profile(activities=[ProfilerActivity.CPU])
+            with profiler, profiling.component_scopes(profiling.training_classifier(list(config["discriminators"]))):
+                summary = T.train(config, spec["data"], out, steps=steps, progress=False,
+                                  max_seconds=spec.get("max_seconds"))
+        else:
+            summary = T.train(config, spec["data"], out, steps=steps, progress=False,
+                              max_seconds=spec.get("max_seconds"))
+        stamps.append((time.perf_counter(), _cpu_seconds(resource)))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    walls = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
+    cpus = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
+    timed = slice(min(spec["warmup"], max(0, len(walls) - 1)), None)
+    result = {"step_s": walls[timed], "cpu_s": cpus[timed], "warmup_s": walls[:timed.start],
+              "median_s": statistics.median(walls[timed]), "cpu_median_s": statistics.median(cpus[timed]),
+              "threads": torch.get_num_threads(), "status": summary["status"], "steps": summary["steps"],
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "vgg": (summary.get("weights") or [{}])[0]}
+    if profiler is not None:
+        profiling = _load_profiling()
+        events = profiler.events()
+        starts = profiling.step_windows(events)
+        first = min(spec["warmup"], len(starts) - 1)
+        timed_steps = len(starts) - first
+        result["profile"] = profiling.summarize(events, timed_steps, start_us=starts[first])
+        result["profile"]["top_ops"] = profiling.top_ops(events, timed_steps, starts[first])
+    return result
+
+
+def _cpu_seconds(resource) -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load_profiling():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("posetransfer_profiling", REPO / "posetransfer" / "profiling.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ================================================================================================
+# Driver
+# ================================================================================================
+def run_worker(spec: dict, pythonpath: Path, env_extra: dict[str, str], timeout: float) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in OMP_VARIABLES}
+    env.update(env_extra)
+    env["PYTHONPATH"] = str(pythonpath)
+    env["POSETRANSFER_OFFLINE"] = "1"
+    load_before = os.getloadavg()
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=str(pythonpath))
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"worker failed ({spec.get('label')}):\n{tail}")
+    result = json.loads(lines[-1])
+    result.update({"loadavg_before": [round(x, 2) for x in load_before],
+                   "loadavg_after": [round(x, 2) for x in os.getloadavg()], "process_s": round(time.time() - t0, 1)})
+    return result
+
+
+@contextlib.contextmanager
+def cpu_hog(enabled: bool):
+    """One CPU-bound process beside the measurement, always killed afterwards."""
+    if not enabled:
+        yield None
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield hog.pid
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+@contextlib.contextmanager
+def bench_lock(enabled: bool):
+    if not enabled:
+        yield
+        return
+    with open(LOCK, "a") as handle:
+        print(f"waiting for {LOCK} ...", file=sys.stderr, flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_data(root: Path) -> dict[str, Path]:
+    sys.path.insert(0, str(REPO))
+    from posetransfer.data.synth import generate_dataset
+
+    market = root / "market"
+    generate_dataset(market, size="market", identities=150, poses=8, seed=0, workers=2)   # the demo's data
+    fashion = root / "fashion"
+    generate_dataset(fashion, size="fashion", identities=6, poses=4, seed=0, workers=2)
+    return {"market": market, "fashion": fashion}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--old", type=Path, default=None, help="checkout of the 'before' commit (3ee7313)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8, help="timed demo steps per run (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="cap on one run's training time")
+    parser.add_argument("--profile-steps", type=int, default=4)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--presets", nargs="*", default=["patn-market", "patn-deepfashion"])
+    parser.add_argument("--preset-steps", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--tag", default="train_step")
+    parser.add_argument("--no-lock", action="store_true")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))), flush=True)
+        return 0
+
+    started = time.time()
+    with bench_lock(not args.no_lock), tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        tmp_path = Path(tmp)
+        data = make_data(tmp_path)
+        common = {"preset": "demo-synth", "overrides": DEMO_OVERRIDES, "data": str(data["market"]),
+                  "warmup": args.warmup, "steps": args.steps, "max_seconds": args.max_seconds, "tmp": tmp}
+        # (label, checkout, environment, spec changes, conditions)
+        variants = []
+        if args.old is not None:
+            variants += [("before", args.old, {}, {}, ("idle", "hog")),
+                         ("before + OMP_WAIT_POLICY=PASSIVE", args.old, {"OMP_WAIT_POLICY": "PASSIVE"}, {},
+                          ("idle", "hog"))]
+        variants += [("after", REPO, {}, {"prepare": True}, ("idle", "hog")),
+                     ("after, 1 thread", REPO, {"OMP_NUM_THREADS": "1"}, {"prepare": True}, ("idle", "hog"))]
+        if not args.no_ablations:
+            variants += [
+                ("after, channels_last off", REPO, {}, {"prepare": True,
+                                                         "overrides": ["train.channels_last=false"]}, ("idle",)),
+                ("after, heatmaps with subnormal values", REPO, {}, {"prepare": True, "subnormal_heatmaps": True},
+                 ("idle",)),
+                ("after, no flush-to-zero", REPO, {}, {"prepare": True, "no_flush": True}, ("idle",)),
+            ]
+        runs: list[dict] = []
+        timeout = args.max_seconds * 4 + 300
+        for r in range(args.rounds):
+            for condition in ("idle", "hog"):
+                with cpu_hog(condition == "hog"):
+                    for label, checkout, env, change, conditions in variants:
+                        if condition not in conditions:
+                            continue
+                        spec = {**common, **change, "label": label}
+                        result = run_worker(spec, checkout, env, timeout)
+                        result.update({"label": label, "condition": condition, "round": r})
+                        runs.append(result)
+                        print(f"round {r} {condition:4s} {label:40s} {result['median_s']:.3f} s/step "
+                              f"(cpu {result['cpu_median_s']:.2f} s, {result['threads']} thr, "
+                              f"load {result['loadavg_before'][0]})", file=sys.stderr, flush=True)
+        profiles: list[dict] = []
+        if not args.no_profile:
+            for condition in ("idle", "hog"):
+                with cpu_hog(condition == "hog"):
+                    for label, checkout, env, change, _ in [v for v in variants if v[0] in ("before", "after")]:
+                        spec = {**common, **change, "label": label, "profile": True,
+                                "steps": args.profile_steps, "max_seconds": args.max_seconds * 2}
+                        result = run_worker(spec, checkout, env, timeout)
+                        result.update({"label": label, "condition": condition})
+                        profiles.append(result)
+                        print(f"profile {condition} {label}: {result['profile']['step_s']:.3f} s/step",
+                              file=sys.stderr, flush=True)
+        presets: list[dict] = []
+        for preset in args.presets:
+            dataset = data["fashion"] if "deepfashion" in preset else data["market"]
+            spec = {"preset": preset, "overrides": ["train.device=cpu"], "data": str(dataset), "warmup": 1,
+                    "steps": args.preset_steps, "max_seconds": None, "tmp": tmp, "prepare": True,
+                    "profile": True, "label": preset}
+            result = run_worker(spec, REPO, {}, timeout=3600)
+            result.update({"label": preset})
+            presets.append(result)
+            print(f"preset {preset}: {result['median_s']:.2f} s/step", file=sys.stderr, flush=True)
+
+    result = {"machine": _machine(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                                              if k != "worker"},
+              "runs": runs, "profiles": profiles, "presets": presets, "summary": summarize(runs),
+              "seconds": round(time.time() - started, 1)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.tag}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"{args.tag}.md").write_text(markdown(result) + "\n")
+    print(markdown(result))
+    return 0
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median (and min-max of the run medians) per variant and condition."""
+    table: dict[str, dict] = {}
+    for run in runs:
+        table.setdefault(run["label"], {}).setdefault(run["condition"], []).append(run)
+    out: dict[str, dict] = {}
+    for label, conditions in table.items():
+        out[label] = {}
+        for condition, items in conditions.items():
+            medians = [i["median_s"] for i in items]
+            out[label][condition] = {"median_s": statistics.median(medians), "min_s": min(medians),
+                                     "max_s": max(medians), "cpu_median_s": statistics.median(
+                                         [i["cpu_median_s"] for i in items]), "runs": len(items),
+                                     "loadavg": [i["loadavg_before"][0] for i in items]}
+    return out
+
+
+def _machine() -> dict:
+    info = {"python": sys.version.split()[0], "cpu_count": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)), "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    return info
+
+
+def _fmt(entry: dict | None) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['median_s']:.3f} ({entry['min_s']:.3f}–{entry['max_s']:.3f})"
+
+
+def markdown(result: dict) -> str:
+    summary = result["summary"]
+    before = summary.get("before", {})
+    lines = ["| demo step, batch 8 (s) | idle | beside a CPU-bound process | speed-up idle / hog vs before |",
+             "|---|---|---|---|"]
+    for label, conditions in summary.items():
+        speed = []
+        for condition in ("idle", "hog"):
+            if condition in conditions and condition in before:
+                speed.append(f"{before[condition]['median_s'] / conditions[condition]['median_s']:.2f}x")
+            else:
+                speed.append("–")
+        lines.append(f"| {label} | {_fmt(conditions.get('idle'))} | {_fmt(conditions.get('hog'))} | "
+                     f"{' / '.join(speed)} |")
+    loads = [r["loadavg_before"][0] for r in result["runs"]]
+    if loads:
+        lines.append("")
+        lines.append(f"Medians of {result['args']['rounds']} interleaved rounds (per run: the median of "
+                     f"{result['args']['steps']} steps after {result['args']['warmup']} warm-up steps; range = "
+                     f"min–max of the run medians); 1-minute load average {min(loads):.2f}–{max(loads):.2f} at the "
+                     f"start of the runs; {result['machine'].get('cpu', '?')}, {result['machine']['affinity']} CPUs.")
+    if result["profiles"]:
+        lines += ["", "| where the time went (s per step) | condition | step | G fwd / bwd | "
+                      + " | ".join(f"{name} fwd / bwd" for name in _disc_names(result))
+                      + " | VGG fwd / bwd | data | optimisers | rest |",
+                  "|---|---|---|---|" + "---|" * len(_disc_names(result)) + "---|---|---|---|"]
+        for p in result["profiles"] + result["presets"]:
+            prof = p["profile"]
+            comp = prof["components"]
+            cells = [p["label"], p.get("condition", "idle"), f"{prof['step_s']:.3f}", _fb(comp.get("G"))]
+            cells += [_fb(comp.get(name)) for name in _disc_names(result)]
+            cells += [_fb(comp.get("VGG")), f"{prof['data_s']:.3f}", f"{prof['optimizers_s']:.3f}",
+                      f"{prof['other_s']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    if result["presets"]:
+        lines += ["", "| preset (after) | batch | step (s) | steps timed | threads |", "|---|---|---|---|---|"]
+        for p in result["presets"]:
+            batch = {"patn-market": 32, "patn-deepfashion": 7}.get(p["label"], "?")
+            lines.append(f"| {p['label']} | {batch} | {p['median_s']:.2f} ({min(p['step_s']):.2f}–"
+                         f"{max(p['step_s']):.2f}) | {len(p['step_s'])} after 1 warm-up | {p['threads']} |")
+    return "\n".join(lines)
+
+
+def _disc_names(result: dict) -> list[str]:
+    names: list[str] = []
+    for p in result["profiles"] + result["presets"]:
+        for name in p["profile"]["components"]:
+            if name.startswith("D.") and name not in names:
+                names.append(name)
+    return names
+
+
+def _fb(entry: dict | None) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['forward_s']:.3f} / {entry['backward_s']:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
