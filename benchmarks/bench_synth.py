@@ -31,23 +31,19 @@ from posetransfer.io import write_json  # noqa: E402
 def bench_render(kind: str, images: int, poses: int, seed: int, batch: int = 100) -> dict[str, float]:
     """Render + JPEG encode ``images`` dataset images; rates in images per second.
 
-    ``wall`` and ``cpu`` over the whole run, plus the median and the best CPU rate of batches of
-    ``batch`` images: on a shared, busy machine the best batch shows what one uncontended core does.
+    The images come from the dataset writer's own render loop (``synth.render_identity``: planning, scenes
+    and rendering), so this measures what ``generate_dataset`` runs, minus the files. ``wall`` and ``cpu``
+    over the whole run, plus the median and the best CPU rate of batches of ``batch`` images: on a shared,
+    busy machine the best batch shows what one uncontended core does.
     """
     people = max(1, images // poses)
-    plans = [synth.plan_identity(seed, kind, i, poses) for i in range(people)]
     for i in range(2):  # warm up (imports, caches) on other identities
-        ident, plan = synth.plan_identity(seed + 1, kind, i, 2)
-        for k, (_, view, camera) in enumerate(plan):
-            synth.encode_jpeg(synth.render_dataset_image(seed + 1, kind, i, k, view, camera, ident=ident)[0])
+        for _, image, _ in synth.render_identity(seed + 1, kind, i, 2):
+            synth.encode_jpeg(image)
     wall, cpu, n = time.perf_counter(), time.process_time(), 0
     batches, batch_start = [], time.process_time()
-    for i, (ident, plan) in enumerate(plans):
-        scenes: dict[int, synth.Scene] = {}
-        for k, (_, view, camera) in enumerate(plan):
-            if camera not in scenes:
-                scenes[camera] = synth.make_scene(seed, kind, i, camera)
-            image, _ = synth.render_dataset_image(seed, kind, i, k, view, camera, ident=ident, scene=scenes[camera])
+    for i in range(people):
+        for _, image, _ in synth.render_identity(seed, kind, i, poses):
             synth.encode_jpeg(image)
             n += 1
             if n % batch == 0:

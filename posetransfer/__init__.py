@@ -1,19 +1,35 @@
-"""posetransfer — pose-guided person image generation (PATN, APATN, PoNA, structure-aware part flow).
+"""posetransfer — pose-guided person image generation (PATN, APATN, PoNA, GFLA, structure-aware part flow).
 
 Public API (see README):
-    G = posetransfer.load_generator("run/checkpoints/latest")
-    image = G(source_image, source_heatmaps, target_heatmaps)   # [-1, 1], B×3×H×W
+    model = posetransfer.load_model("runs/patn-market")       # a run, a checkpoint folder or a .safetensors file
+    images = model.generate_batch(images, source_keypoints, target_keypoints)   # in the file's input contract
+    G = posetransfer.load_generator("patn.safetensors")       # the bare nn.Module (G.input_contract)
+    image = G(source_image, source_heatmaps, target_heatmaps)  # [-1, 1], B×3×H×W
+    posetransfer.save_generator(G, "out.safetensors", posetransfer.InputContract(size=(128, 64)))
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build_generator", "build_discriminator", "load_generator"]
+#: public name → the module that defines it (imported lazily: importing the package must not import torch)
+_EXPORTS = {
+    "build_generator": "posetransfer.models.registry",
+    "build_discriminator": "posetransfer.models.registry",
+    "load_generator": "posetransfer.inference",
+    "load_model": "posetransfer.inference",
+    "InferenceModel": "posetransfer.inference",
+    "TransferResult": "posetransfer.inference",
+    "InputContract": "posetransfer.modelfile",
+    "save_generator": "posetransfer.modelfile",
+    "Pose": "posetransfer.apps.poses",
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):  # lazy: importing the package must not import torch models eagerly
-    if name in {"build_generator", "build_discriminator", "load_generator"}:
-        from .models import registry
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(registry, name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(name)

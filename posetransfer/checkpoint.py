@@ -3,7 +3,8 @@
 Layout of a run folder::
 
     <run>/checkpoints/step_00000100/
-        generator.safetensors        weights + arch/config metadata (registry.save_generator; loadable alone)
+        generator.safetensors        weights + arch/config/input-contract metadata (modelfile.save_generator;
+                                     loadable alone)
         discriminators.safetensors   "<name>.<param>" tensors; metadata = each D's registry name and config
         training_state.safetensors   optimizer moments, RNG states, image pools (tensors only)
         state.json                   step, config, optimizer scalars, data position, python/numpy RNG, ...
@@ -17,7 +18,6 @@ Nothing is unpickled: safetensors and JSON only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +30,9 @@ from typing import Any
 import torch
 
 from .errors import CheckpointError
-from .io import write_json
+from .io import sha256_file, write_json
+from .modelfile import (InputContract, read_discriminator_set, read_generator_file, read_safetensors,
+                        save_discriminator_set, save_generator, write_safetensors)
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +54,6 @@ def checkpoints_root(run: str | os.PathLike) -> Path:
     return Path(run) / CHECKPOINTS
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while True:
-            block = handle.read(chunk)
-            if not block:
-                break
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -79,37 +70,18 @@ def _fsync_dir(path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
-def save_discriminators(discriminators: dict[str, torch.nn.Module], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    from .io import atomic_path
-
-    tensors, meta = {}, {}
-    for name, model in discriminators.items():
-        for key, value in model.state_dict().items():
-            tensors[f"{name}.{key}"] = value.detach().contiguous().cpu().clone()
-        meta[name] = {"arch": getattr(model, "arch", ""), "config": getattr(model, "config", {})}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "posetransfer-discriminators-1",
-                                               "discriminators": json.dumps(meta)})
-
-
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    from .io import atomic_path
-
-    clean = {key: value.detach().contiguous().cpu().clone() for key, value in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata={"format": "posetransfer-training-state-1"})
+    write_safetensors(path, tensors, {"format": "posetransfer-training-state-1"})
 
 
 def save_checkpoint(run: str | os.PathLike, step: int, generator: torch.nn.Module,
                     discriminators: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor],
-                    state: dict[str, Any], keep_last: int | None = None) -> Path:
-    """Write ``<run>/checkpoints/step_<step>/`` atomically and prune to the newest ``keep_last``."""
-    from .models.registry import save_generator
+                    state: dict[str, Any], keep_last: int | None = None,
+                    contract: InputContract | None = None) -> Path:
+    """Write ``<run>/checkpoints/step_<step>/`` atomically and prune to the newest ``keep_last``.
 
+    ``contract``: the generator's input contract (the trainer passes the dataset's frame and maps, with
+    the run and step as provenance); None → :func:`posetransfer.modelfile.save_generator`'s default."""
     root = checkpoints_root(run)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dirname(step)
@@ -117,8 +89,8 @@ def save_checkpoint(run: str | os.PathLike, step: int, generator: torch.nn.Modul
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_generator(generator, tmp / GENERATOR_FILE)
-    save_discriminators(discriminators, tmp / DISCRIMINATORS_FILE)
+    save_generator(generator, tmp / GENERATOR_FILE, contract)
+    save_discriminator_set(discriminators, tmp / DISCRIMINATORS_FILE)
     save_tensors(tensors, tmp / TENSORS_FILE)
     write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
     files = {}
@@ -278,41 +250,21 @@ class Checkpoint:
     generator_state: dict[str, torch.Tensor]
     discriminators: dict[str, dict[str, Any]] = field(default_factory=dict)   # name → {arch, config, state}
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises several error types on corrupt headers
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    generator_contract: InputContract | None = None
 
 
 def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     """Read a verified checkpoint folder (call :func:`verify` or :func:`latest_valid` first)."""
-    from .models.registry import read_generator_file
-
     folder = Path(folder)
     try:
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{folder / STATE_FILE}: unreadable training state ({exc})") from None
-    arch, config, g_state = read_generator_file(folder / GENERATOR_FILE)
-    meta, d_tensors = _read_safetensors(folder / DISCRIMINATORS_FILE)
-    try:
-        d_meta = json.loads(meta.get("discriminators", "{}"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{folder / DISCRIMINATORS_FILE}: malformed metadata") from None
-    discriminators = {name: {**info, "state": {}} for name, info in d_meta.items()}
-    for key, value in d_tensors.items():
-        name, _, param = key.partition(".")
-        if name not in discriminators:
-            raise CheckpointError(f"{folder / DISCRIMINATORS_FILE}: tensor {key} of unknown discriminator")
-        discriminators[name]["state"][param] = value
-    _, tensors = _read_safetensors(folder / TENSORS_FILE)
-    return Checkpoint(folder, int(state.get("step", 0)), state, arch, config, g_state, discriminators, tensors)
+    generator = read_generator_file(folder / GENERATOR_FILE)
+    discriminators = read_discriminator_set(folder / DISCRIMINATORS_FILE)
+    _, tensors = read_safetensors(folder / TENSORS_FILE)
+    return Checkpoint(folder, int(state.get("step", 0)), state, generator.arch, generator.config, generator.state,
+                      discriminators, tensors, generator.contract)
 
 
 # ------------------------------------------------------------------------------------------------

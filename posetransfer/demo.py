@@ -14,7 +14,11 @@ What it shows in under ten minutes on two CPU cores, offline: the whole pipeline
    "copy the source image" baseline, with PATN's SSIM and L1.
 4. Write ``metrics.json`` (with a verdict per baseline and metric, and, when the model did not beat one,
    why and what to run), ``samples.png`` (source | target pose | untrained | trained | target),
-   ``report.html``, ``generator.safetensors`` and the run folder (checkpoints, TensorBoard logs).
+   ``report.html``, ``generator.safetensors`` (with the input contract of the run: 128×64, Gaussian σ 6,
+   the run and step) and the run folder (checkpoints, TensorBoard logs).
+
+The evaluation loads the trained model the way every inference command does
+(:func:`posetransfer.inference.load_model`), so its frame and pose maps are the file's input contract.
 """
 from __future__ import annotations
 
@@ -54,8 +58,9 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     """
     from .config import load_config
     from .data.synth import generate_dataset
+    from .inference import InferenceModel, load_model
     from .io import write_json
-    from .models.registry import save_generator
+    from .modelfile import save_generator
     from .train import UNBOUNDED_STEPS, train
 
     out = Path(out)
@@ -106,12 +111,10 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
                         max_seconds=max(1.0, remaining), progress=progress)
     t_train = time.time() - t0 - t_data
 
-    # 3. evaluation on held-out identities
-    from .models.registry import load_generator
-
-    trained = load_generator(run)
-    untrained = _untrained_like(config)
-    pairs_ds = _test_pairs(data, config, eval_pairs, seed)
+    # 3. evaluation on held-out identities, in the frame and with the pose maps of the trained file's contract
+    trained = load_model(run)
+    untrained = InferenceModel(_untrained_like(config), trained.contract, name="untrained")
+    pairs_ds = _test_pairs(data, trained, eval_pairs, seed)
     results, examples = evaluate_models(pairs_ds, {"model": trained, "untrained": untrained})
     t_eval = time.time() - t0 - t_data - t_train
 
@@ -135,7 +138,7 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
         "beats": beats,
     }
     metrics.update(verdict(metrics, out))
-    save_generator(trained, out / "generator.safetensors")
+    save_generator(trained.generator, out / "generator.safetensors", trained.contract)
     from .io import save_image
 
     save_image(out / "samples.png", examples)
@@ -194,12 +197,11 @@ def _untrained_like(config: dict[str, Any]) -> torch.nn.Module:
     return build_generator(model_cfg.pop("name"), **model_cfg).eval()
 
 
-def _test_pairs(data: Path, config: dict[str, Any], limit: int, seed: int):
-    """A seeded sample of the test pairs (held-out identities)."""
+def _test_pairs(data: Path, model, limit: int, seed: int):
+    """A seeded sample of the test pairs (held-out identities), with ``model``'s frame and pose maps."""
     from .data.dataset import PairDataset
 
-    ds = PairDataset(data, "test", size=tuple(config["dataset"]["size"]), heatmap_mode=config["dataset"]["heatmap"],
-                     sigma=config["dataset"]["sigma"])
+    ds = PairDataset(data, "test", size=model.frame, heatmap_mode=model.heatmap, sigma=model.sigma)
     if len(ds.pairs) > limit:
         rng = np.random.default_rng(seed)
         keep = sorted(rng.choice(len(ds.pairs), size=limit, replace=False).tolist())
@@ -210,9 +212,10 @@ def _test_pairs(data: Path, config: dict[str, Any], limit: int, seed: int):
 
 
 @torch.no_grad()
-def evaluate_models(dataset, models: dict[str, torch.nn.Module], batch_size: int = 16,
+def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                     examples: int = 6) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """SSIM / L1 (PATN protocol, uint8 images) of each model and of copying the source; plus an example grid."""
+    """SSIM / L1 (PATN protocol, uint8 images) of each model (:class:`posetransfer.inference.InferenceModel`)
+    and of copying the source; plus an example grid."""
     from .io import tensor_range_to_image
     from .logging_utils import pose_images
     from .metrics.pixel import l1 as l1_metric
@@ -222,7 +225,8 @@ def evaluate_models(dataset, models: dict[str, torch.nn.Module], batch_size: int
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     grid_rows: list[np.ndarray] = []
     for batch in loader:
-        outputs = {name: model(batch["source_image"], batch["source_heatmaps"], batch["target_heatmaps"])
+        outputs = {name: model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
+                                                batch["target_heatmaps"]).cpu()
                    for name, model in models.items()}
         outputs["copy_source"] = batch["source_image"]
         targets = [tensor_range_to_image(t.numpy()) for t in batch["target_image"]]
@@ -274,7 +278,8 @@ of a {html.escape(training['schedule'])} schedule ({training['seconds']:.0f} s o
 <p>Rows below: source | target pose | untrained | trained | target.</p>
 <p><img src="samples.png" alt="examples" style="image-rendering:pixelated;width:100%"></p>
 <p>Files: <code>metrics.json</code>, <code>generator.safetensors</code> (load with
-<code>posetransfer.models.registry.load_generator</code>), <code>run/</code> (checkpoints, TensorBoard logs).</p>
+<code>posetransfer.load_model</code> or <code>posetransfer.load_generator</code>; it carries its input contract),
+<code>run/</code> (checkpoints, TensorBoard logs).</p>
 </body></html>
 """
     atomic_write_text(path, text)

@@ -49,6 +49,9 @@ from .errors import CheckpointError, ConfigError, ModelError, PosetransferError,
 from .io import atomic_write_text, save_image, write_json
 from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
+from .modelfile import InputContract, read_generator_file
+from .models.base import GeneratorOutput
+from .models.registry import build_discriminator, build_generator
 
 log = logging.getLogger("posetransfer.train")
 
@@ -183,9 +186,6 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
 
     # ---- models: built identically on every rank (same seed), then DDP ---------------------------------
     _seed_everything(seed)
-    from .models.base import GeneratorOutput
-    from .models.registry import build_discriminator, build_generator
-
     model_cfg = dict(cfg["model"])
     G = build_generator(model_cfg.pop("name"), **model_cfg)
     if train_cfg["init"] and stored is None:
@@ -604,9 +604,7 @@ def _build_dataset(cfg: dict[str, Any], data: str | Path, seed: int):
 
 def _init_generator(G: nn.Module, path: str) -> None:
     """Start from another run's generator (e.g. the flow model's stage-1 checkpoint); same architecture."""
-    from .models.registry import read_generator_file
-
-    arch, _, state = read_generator_file(ckpt.resolve_generator_file(path))
+    arch, _, state, _, _ = read_generator_file(ckpt.resolve_generator_file(path))
     if arch != G.arch:
         raise CheckpointError(f"{path}: train.init holds a {arch!r} generator, not {G.arch!r}")
     try:
@@ -618,11 +616,9 @@ def _init_generator(G: nn.Module, path: str) -> None:
 
 def _init_flow_nets(G: nn.Module, path: str) -> None:
     """Start the part-flow model's per-part flow nets from a GFLA generator's flow net (same layout)."""
-    from .models.registry import read_generator_file
-
     if not hasattr(G, "init_flow_nets_from_gfla"):
         raise ConfigError(f"train.init_flow initialises the part-flow model ('flow'), not {G.arch!r}")
-    arch, _, state = read_generator_file(ckpt.resolve_generator_file(path))
+    arch, _, state, _, _ = read_generator_file(ckpt.resolve_generator_file(path))
     if arch != "gfla":
         raise CheckpointError(f"{path}: train.init_flow needs a 'gfla' generator, this file holds {arch!r}")
     try:
@@ -781,7 +777,10 @@ def _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, in
         "weights": weights_used,
         "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,   # a resumed run uses the same
     }
-    folder = ckpt.save_checkpoint(run, step, G, discs, tensors, state, keep_last=cfg["train"]["keep_last"])
+    # the generator file says what it was trained on: the dataset's frame and pose maps, this run and step
+    contract = InputContract.for_dataset(cfg["dataset"], {"trained": str(Path(run).resolve()), "step": int(step)})
+    folder = ckpt.save_checkpoint(run, step, G, discs, tensors, state, keep_last=cfg["train"]["keep_last"],
+                                  contract=contract)
     return folder
 
 

@@ -43,11 +43,15 @@ def colormap(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.nda
     return np.rint(rgb).astype(np.uint8)
 
 
-def resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize a uint8 image to (H, W)."""
+#: PIL filters by name (``resize``'s ``resample``; an input contract's ``image_resize``)
+RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
+
+
+def resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False, resample: str = "bicubic") -> np.ndarray:
+    """Resize a uint8 image to (H, W) with PIL (``resample``: bicubic, bilinear or nearest); unchanged if equal."""
     if image.shape[:2] == tuple(size):
         return image
-    method = Image.NEAREST if nearest else Image.BICUBIC
+    method = Image.NEAREST if nearest else RESAMPLE[resample]
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size[1], size[0]), method))
 
 

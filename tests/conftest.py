@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,3 +27,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """``tiny_dataset("market" | "fashion")``: a synthetic PATN-layout dataset (128×64 Market names or 256×176
+    DeepFashion names), 3 people × 3 poses, 1 of them in the test split; made once per session and kind."""
+    made: dict[str, Path] = {}
+
+    def make(kind: str) -> Path:
+        if kind not in made:
+            from posetransfer.data.synth import generate_dataset
+
+            made[kind] = Path(generate_dataset(tmp_path_factory.mktemp(f"tiny-{kind}") / "data", size=kind,
+                                               identities=3, poses=3, test_identities=1, seed=0))
+        return made[kind]
+
+    return make

@@ -9,7 +9,9 @@ import torch
 
 from posetransfer import checkpoint as C
 from posetransfer.errors import CheckpointError
-from posetransfer.models.registry import build_discriminator, build_generator, load_generator
+from posetransfer.models.registry import build_discriminator, build_generator
+from posetransfer.inference import load_generator
+from posetransfer.modelfile import InputContract
 
 
 def tiny_models(seed: int = 0):
@@ -22,7 +24,8 @@ def tiny_models(seed: int = 0):
 def save(run, step, seed=None, keep_last=None):
     g, ds = tiny_models(step if seed is None else seed)
     tensors = {"optim/G/0/exp_avg": torch.full((3,), float(step)), "rng/torch/0": torch.get_rng_state()}
-    return C.save_checkpoint(run, step, g, ds, tensors, {"config": {"name": "t"}, "note": step}, keep_last)
+    return C.save_checkpoint(run, step, g, ds, tensors, {"config": {"name": "t"}, "note": step}, keep_last,
+                             contract=InputContract(size=(128, 64), provenance={"trained": str(run), "step": step}))
 
 
 def test_layout_manifest_and_roundtrip(tmp_path):

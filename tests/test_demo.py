@@ -47,9 +47,13 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
         assert (out / name).is_file(), name
     assert "samples.png" in (out / "report.html").read_text()
-    from posetransfer.models.registry import load_generator
+    from posetransfer.inference import load_generator
 
-    assert load_generator(out / "generator.safetensors").arch == "patn"
+    model = load_generator(out / "generator.safetensors")
+    assert model.arch == "patn"
+    contract = model.input_contract           # the demo's file says what it was trained on
+    assert (contract.size, contract.heatmap, contract.sigma) == ((128, 64), "gaussian", 6.0)
+    assert contract.provenance == {"trained": str((out / "run").resolve()), "step": 2}
     from posetransfer.io import read_image
 
     grid = read_image(out / "samples.png")

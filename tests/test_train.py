@@ -21,7 +21,8 @@ from posetransfer.cli import main
 from posetransfer.config import load_config
 from posetransfer.errors import TrainingError
 from posetransfer.models.base import Generator, GeneratorOutput
-from posetransfer.models.registry import load_generator, register_generator
+from posetransfer.models import registry
+from posetransfer.inference import load_generator
 from posetransfer.train import learning_rate, train
 
 SIZE = (32, 16)
@@ -123,6 +124,17 @@ def test_loss_decreases_on_a_fixed_batch(data, tmp_path):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _test_generators():
+    """This module's tiny generators, registered while its tests run: the module is imported twice in a full
+    run (``test_distributed`` imports its helpers), and a name registered twice is an error."""
+    registry.generator_names()                     # the real models first
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._GENERATORS, "test_nan_after", lambda: NaNAfter())
+        patch.setitem(registry._GENERATORS, "test_tiny_flow", lambda: TinyFlow())
+        yield
+
+
 class NaNAfter(Generator):
     """Tiny generator whose output turns NaN from the ``bad``-th training forward on."""
 
@@ -141,7 +153,6 @@ class NaNAfter(Generator):
         return GeneratorOutput(image=image)
 
 
-register_generator("test_nan_after")(lambda: NaNAfter())
 
 
 def test_non_finite_loss_stops_with_step_and_loss_and_keeps_the_last_checkpoint(data, tmp_path):
@@ -235,7 +246,6 @@ class TinyFlow(Generator):
         return out
 
 
-register_generator("test_tiny_flow")(lambda: TinyFlow())
 
 
 def test_flow_stage_trains_only_the_flow_networks_then_full_stage_adds_correctness(data, tmp_path):

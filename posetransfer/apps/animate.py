@@ -21,7 +21,8 @@ from ..data import keypoints as K
 from ..errors import ConfigError, DataError, PoseError
 from ..io import atomic_path, read_image
 from . import crop as C
-from .transfer import CropMode, Pose, Transferer, estimate_pose, prepare_source, read_pose_file, source_pose_for
+from ..inference import InferenceModel
+from .poses import CropMode, Pose, estimate_pose, prepare_source, read_pose_file, source_pose_for
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _pad_to_block(frame: np.ndarray, block: int) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
-def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLike, out: str | os.PathLike, *,
+def animate(model: InferenceModel, source: str | os.PathLike, poses: str | os.PathLike, out: str | os.PathLike, *,
             source_pose: str | os.PathLike | None = None, gif: bool = False, fps: float | None = None,
             every: int = 1, max_frames: int | None = None, with_pose: bool = False, scale: int = 1,
             crop: CropMode = "auto", pad: C.PadMode = "edge", batch_size: int = 8, progress: bool = True,
@@ -163,7 +164,7 @@ def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLi
         raise ConfigError(f"{out}: output must end in .mp4 or .gif")
     photo = read_image(source)
     pose = source_pose_for(source, Path(source_pose) if source_pose else None, photo)
-    prepared = prepare_source(photo, pose, model.size, crop, pad)
+    prepared = prepare_source(photo, pose, model.frame, crop, pad)
     if not poses.exists():
         raise DataError(f"{poses}: poses not found")
     if poses.is_dir():
@@ -175,13 +176,13 @@ def animate(model: Transferer, source: str | os.PathLike, poses: str | os.PathLi
         sequence = read_pose_video(poses, every, max_frames, progress)
     else:
         raise DataError(f"{poses}: expected a folder of keypoints JSON files or a video ({', '.join(VIDEO_SUFFIXES)})")
-    targets = sequence_to_model(sequence, model.size, crop)
+    targets = sequence_to_model(sequence, model.frame, crop)
     frames: list[np.ndarray] = []
     for start in tqdm(range(0, len(targets), batch_size), desc="animate", unit="batch", disable=not progress):
         chunk = targets[start:start + batch_size]
         results = model.generate_batch([prepared.image] * len(chunk), [prepared.keypoints] * len(chunk), chunk)
         for kp, result in zip(chunk, results):
-            frame = viz.hstack([viz.pose_image(kp, model.size), result], gap=0) if with_pose else result
+            frame = viz.hstack([viz.pose_image(kp, model.frame), result], gap=0) if with_pose else result
             frames.append(viz.upscale(frame, scale))
     rate = float(fps or sequence.fps)
     written = [out]

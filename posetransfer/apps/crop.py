@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 from ..data import keypoints as K
 from ..errors import PoseError
+from ..viz import resize
 
 PadMode = Literal["edge", "grey"]
 
@@ -96,10 +96,7 @@ def crop_image(image: np.ndarray, box: CropBox, model_size: tuple[int, int], pad
             image = np.pad(image, widths, mode="constant", constant_values=GREY)
     top, left = box.top + pt, box.left + pl
     patch = image[top:top + box.height, left:left + box.width]
-    if patch.shape[:2] == tuple(model_size):
-        return np.ascontiguousarray(patch)
-    resized = Image.fromarray(np.ascontiguousarray(patch)).resize((model_size[1], model_size[0]), Image.BICUBIC)
-    return np.asarray(resized)
+    return np.ascontiguousarray(resize(patch, model_size))
 
 
 def keypoints_to_model(keypoints: np.ndarray, box: CropBox, model_size: tuple[int, int]) -> np.ndarray:
@@ -118,15 +115,9 @@ def keypoints_to_photo(keypoints: np.ndarray, box: CropBox, model_size: tuple[in
     return out
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == tuple(size):
-        return image
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((size[1], size[0]), Image.BICUBIC))
-
-
 def box_to_photo(generated: np.ndarray, box: CropBox, photo_size: tuple[int, int]) -> np.ndarray:
     """The generated image at the crop box's size in the photo, cut to the part inside the photo."""
-    full = _resize(generated, (box.height, box.width))
+    full = resize(generated, (box.height, box.width))
     top, left = max(0, box.top), max(0, box.left)
     bottom, right = min(photo_size[0], box.top + box.height), min(photo_size[1], box.left + box.width)
     return np.ascontiguousarray(full[top - box.top:bottom - box.top, left - box.left:right - box.left])

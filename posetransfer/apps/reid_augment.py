@@ -32,7 +32,7 @@ import numpy as np
 from ..data import keypoints as K
 from ..errors import ConfigError, DataError
 from ..io import atomic_path, atomic_write_text, read_image, save_image, write_json
-from .transfer import Transferer
+from ..inference import InferenceModel
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _copy_real(src: Path, dst: Path) -> None:
         tmp.write_bytes(src.read_bytes())
 
 
-def reid_augment(model: Transferer, data_root: str | os.PathLike, out: str | os.PathLike, *, portion: float = 1.0,
+def reid_augment(model: InferenceModel, data_root: str | os.PathLike, out: str | os.PathLike, *, portion: float = 1.0,
                  mode: Mode = "replace", seed: int = 0, batch_size: int = 16, min_joints: int = 4,
                  overwrite: bool = False, progress: bool = True) -> dict:
     """Build the augmented re-ID training folder; returns the counts (also in ``<out>/reid_augment.json``)."""
@@ -167,9 +167,7 @@ def reid_augment(model: Transferer, data_root: str | os.PathLike, out: str | os.
     def load(name: str) -> np.ndarray:
         if name not in cache:
             image = read_image(images_dir / name)
-            if image.shape[:2] != model.size:
-                raise DataError(f"{images_dir / name}: image is {image.shape[0]}x{image.shape[1]}, the model "
-                                f"works at {model.size[0]}x{model.size[1]} (pass --size)")
+            model.check_frame(image.shape[:2], str(images_dir / name))
             cache[name] = image
         return cache[name]
 

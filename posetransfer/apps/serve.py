@@ -28,7 +28,8 @@ from PIL import Image, UnidentifiedImageError
 from .. import viz
 from ..data import keypoints as K
 from ..errors import DataError, PoseError, PosetransferError
-from .transfer import Pose, Transferer, estimate_pose, prepare_source, target_to_model
+from ..inference import InferenceModel
+from .poses import Pose, estimate_pose, target_to_model
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def data_url(image: np.ndarray, fmt: str = "PNG") -> str:
 class Gallery:
     """Target poses (model frame) and sample people of a dataset's test (else train) split."""
 
-    def __init__(self, model: Transferer, data: Path | None, limit: int = GALLERY_LIMIT) -> None:
+    def __init__(self, model: InferenceModel, data: Path | None, limit: int = GALLERY_LIMIT) -> None:
         self.items: list[dict] = []
         self.images_dir: Path | None = None
         self.poses: dict[str, np.ndarray] = {}
@@ -130,14 +131,14 @@ class Gallery:
             meta_size = tuple(meta["size"]) if "size" in meta else None
         except (PosetransferError, KeyError, TypeError):
             meta_size = None
-        frame = meta_size or model.size
+        frame = meta_size or model.frame
         self.images_dir = images_dir
         for name, kp in annotations.items():
             if len(self.items) >= limit:
                 break
             if not is_pairable(name, kp) or not (images_dir / name).is_file():
                 continue
-            model_kp = target_to_model(Pose(kp, frame, f"{annotation_csv} ({name})"), model.size)
+            model_kp = target_to_model(Pose(kp, frame, f"{annotation_csv} ({name})"), model.frame)
             self.poses[name] = kp
             self.items.append({"name": name, "keypoints": model_kp.tolist()})
         self.frame = frame
@@ -154,7 +155,7 @@ class Gallery:
         return image, Pose(self.poses[name], image.shape[:2], name)
 
 
-def create_app(model: Transferer, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT) -> FastAPI:
+def create_app(model: InferenceModel, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT) -> FastAPI:
     """The FastAPI application (also used by the tests through ``TestClient``)."""
     app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None)
     gallery = Gallery(model, Path(data) if data else None, gallery_limit)
@@ -193,8 +194,8 @@ def create_app(model: Transferer, data: str | Path | None = None, gallery_limit:
 
     @app.get("/api/info")
     def info():
-        default = K.rescale_keypoints(DEFAULT_POSE_128x64, K.MARKET_SIZE, model.size)
-        return {"arch": model.arch, "size": list(model.size), "joints": list(K.JOINT_NAMES),
+        default = K.rescale_keypoints(DEFAULT_POSE_128x64, K.MARKET_SIZE, model.frame)
+        return {"arch": model.arch, "size": list(model.frame), "joints": list(K.JOINT_NAMES),
                 "limbs": [list(l) for l in K.LIMBS], "colors": [list(c) for c in K.LIMB_COLORS],
                 "default_pose": default.tolist(), "max_upload_bytes": MAX_UPLOAD_BYTES,
                 "has_samples": bool(gallery.items)}
@@ -216,8 +217,8 @@ def create_app(model: Transferer, data: str | Path | None = None, gallery_limit:
         target = parse_keypoints_field(target_keypoints, "target_keypoints")
         if target is None or int((~K.missing_mask(target)).sum()) == 0:
             raise RequestError(400, "target_keypoints: no joint given")
-        target = K.validate_keypoints(target, model.size, where="target_keypoints") \
-            if _inside(target, model.size) else _clip_missing(target, model.size)
+        target = K.validate_keypoints(target, model.frame, where="target_keypoints") \
+            if _inside(target, model.frame) else _clip_missing(target, model.frame)
         if image is not None and image.filename:
             data = image.file.read(MAX_UPLOAD_BYTES + 1)
             photo = decode_upload(data, image.filename or "upload")
@@ -236,19 +237,19 @@ def create_app(model: Transferer, data: str | Path | None = None, gallery_limit:
         else:
             raise RequestError(400, "no photo: upload an image or choose a sample")
         try:
-            prepared = prepare_source(photo, pose, model.size)
-            generated, extras = model.generate(prepared.image, prepared.keypoints, target, extras=True)
+            result = model.transfer(photo, target, pose)
         except PoseError as exc:
             raise RequestError(422, str(exc)) from None
         except PosetransferError as exc:
             raise RequestError(400, str(exc)) from None
+        generated, prepared = result.model_image, result.source
         attention = None
-        if extras.attention:
-            attention = data_url(viz.attention_figure(prepared.image, viz.pose_image(target, model.size),
-                                                      extras.attention, generated))
+        if result.output.attention:
+            attention = data_url(viz.attention_figure(prepared.image, viz.pose_image(target, model.frame),
+                                                      result.output.attention, generated))
         return {"image": data_url(generated), "source": data_url(prepared.image), "attention": attention,
                 "source_keypoints": prepared.keypoints.tolist(), "crop_box": prepared.box.to_json(),
-                "arch": model.arch, "size": list(model.size),
+                "arch": model.arch, "size": list(model.frame),
                 "milliseconds": round(1000 * (time.perf_counter() - started), 1)}
 
     return app
@@ -266,7 +267,7 @@ def _clip_missing(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def serve(model: Transferer, host: str = "127.0.0.1", port: int = 8000, data: str | Path | None = None) -> None:
+def serve(model: InferenceModel, host: str = "127.0.0.1", port: int = 8000, data: str | Path | None = None) -> None:
     """Run the demo with uvicorn until interrupted."""
     import uvicorn
 

@@ -6,7 +6,12 @@ Output (read by ``posetransfer eval``)::
     <out>/<from>___<to>_vis.jpg      # --strip: [source | source pose | target | target pose | generated]
     <out>/flows/<from>___<to>_flow.png  # --save-flows, flow generators only (and _relations.png:
                                         #   the pyramid non-local relation maps, the paper's Fig. 7)
-    <out>/test_run.json              # checkpoint, dataset, counts
+    <out>/test_run.json              # checkpoint, dataset, counts, the input contract used
+
+The dataset's images must be in the model's frame (``model.frame``, from its input contract); the pose maps
+are the contract's (kind, σ). Where the contract maps the dataset frame onto another generator frame (GFLA's
+released DeepFashion model: 256×176 images stretched to 256×256), the outputs are mapped back, so every
+written image has the dataset's frame and ``eval`` compares like with like.
 """
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .. import viz
-from ..errors import ConfigError, DataError
+from ..data.dataset import PairDataset
+from ..errors import ConfigError, DataError, ModelError
+from ..inference import InferenceModel
 from ..io import save_image, write_json
-from .transfer import Transferer
+from ..viz_flow import flow_figure, relation_figure
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +42,6 @@ def output_name(source: str, target: str) -> str:
 
 def _flow_figures(result, index: int, source: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     """The flow-field figure and (when the model has a pyramid non-local block) the relation-map figure."""
-    from ..errors import ModelError
-    from ..viz_flow import flow_figure, relation_figure
-
     figures = {"flow": flow_figure(result, source_image=source, target_image=target, index=index)}
     try:
         figures["relations"] = relation_figure(result, index=index)
@@ -46,24 +50,18 @@ def _flow_figures(result, index: int, source: np.ndarray, target: np.ndarray) ->
     return figures
 
 
-def generate_test_set(model: Transferer, data_root: str | os.PathLike, out: str | os.PathLike, *,
+def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: str | os.PathLike, *,
                       split: str = "test", limit: int | None = None, strip: bool = False,
                       save_flows: bool = False, batch_size: int = 8, workers: int = 0,
                       progress: bool = True) -> dict:
     """Generate every pair of ``split`` (or the first ``limit``) into ``out``; returns a summary dict."""
     from tqdm import tqdm
 
-    from ..data.dataset import PairDataset
-
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
-    dataset = PairDataset(data_root, split=split, size=model.size if model.size_source == "explicit" else None,
-                          heatmap_mode=model.heatmap_mode, sigma=model.sigma, on_bad_sample="skip")
-    if tuple(dataset.size) != tuple(model.size):
-        if model.size_source == "checkpoint":
-            raise ConfigError(f"{data_root}: images are {dataset.size[0]}x{dataset.size[1]} but the checkpoint was "
-                              f"trained at {model.size[0]}x{model.size[1]} (pass --size to override)")
-        model.size = tuple(dataset.size)
+    dataset = PairDataset(data_root, split=split, heatmap_mode=model.heatmap, sigma=model.sigma,
+                          on_bad_sample="skip")
+    model.check_frame(dataset.size, str(data_root))
     if len(dataset) == 0:
         raise DataError(f"{data_root}: the {split} split has no pairs")
     subset = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
@@ -72,33 +70,36 @@ def generate_test_set(model: Transferer, data_root: str | os.PathLike, out: str 
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     flows_written = 0
-    device = model.device
-    with torch.inference_mode():
-        for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
-            with model.lock:
-                result = model.generator(batch["source_image"].to(device), batch["source_heatmaps"].to(device),
-                                         batch["target_heatmaps"].to(device), return_extras=True)
-            for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
-                generated = viz.to_uint8(result.image[i])
-                name = output_name(a, b)
-                save_image(out / name, generated)
-                written += 1
-                want_flows = save_flows and bool(result.flows)
-                if strip or want_flows:
-                    source = viz.to_uint8(batch["source_image"][i])
-                    target = viz.to_uint8(batch["target_image"][i])
-                if strip:
-                    panel = viz.test_strip(source, batch["source_keypoints"][i].numpy(), target,
-                                           batch["target_keypoints"][i].numpy(), generated)
-                    save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
-                if want_flows:
-                    for kind, figure in _flow_figures(result, i, source, target).items():
-                        save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
-                    flows_written += 1
+    direct = model.frame == model.size     # the dataset's tensors are the generator's input as they are
+    for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
+        sources = [viz.to_uint8(t) for t in batch["source_image"]]
+        if direct:
+            result = model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
+                                            batch["target_heatmaps"], extras=True)
+            images = [viz.to_uint8(t) for t in result.image]
+        else:
+            images, result = model.generate_batch(sources, list(batch["source_keypoints"].numpy()),
+                                                  list(batch["target_keypoints"].numpy()), extras=True)
+        for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
+            generated = images[i]
+            save_image(out / output_name(a, b), generated)
+            written += 1
+            want_flows = save_flows and bool(result.flows)
+            target = viz.to_uint8(batch["target_image"][i]) if strip or want_flows else None
+            if strip:
+                panel = viz.test_strip(sources[i], batch["source_keypoints"][i].numpy(), target,
+                                       batch["target_keypoints"][i].numpy(), generated)
+                save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
+            if want_flows:   # flows are in the generator's frame: so are the figure's images
+                figures = _flow_figures(result, i, model.image_to_model(sources[i]), model.image_to_model(target))
+                for kind, figure in figures.items():
+                    save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
+                flows_written += 1
     if save_flows and flows_written == 0:
         log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
     summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
-               "size": list(model.size), "pairs": len(subset), "written": written,
+               "size": list(model.frame), "model_size": list(model.size), "input_contract": model.contract.to_json(),
+               "contract_source": model.contract_source, "pairs": len(subset), "written": written,
                "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written}
     write_json(out / "test_run.json", summary)
     return summary

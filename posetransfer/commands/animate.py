@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, load_model_from_args
 
 HELP = "animate a person photo with a pose sequence (folder of keypoints JSON or a driving video)"
 
@@ -28,9 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.animate import animate
-    from ..apps.transfer import Transferer
 
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     summary = animate(model, args.source, args.poses, args.out, source_pose=args.source_pose, gif=args.gif,
                       fps=args.fps, every=args.every, max_frames=args.max_frames, with_pose=args.with_pose,
                       scale=args.scale, crop=args.crop, pad=args.pad, batch_size=args.batch_size)

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="official generator state dict (*_net_netG.pth; GFLA: *_net_G.pth)")
     parser.add_argument("--out", required=True, type=Path, help="output generator file (.safetensors)")
     parser.add_argument("--preset", choices=["market", "deepfashion"],
-                        help="check that the weights match this dataset preset (PATN/PoNA: batch / instance norm; "
-                             "GFLA: its attention layers and kernel sizes) and record GFLA's input contract")
+                        help="the released setting: checked against the weights (PATN/PoNA: batch / instance norm; "
+                             "GFLA: its attention layers and kernel sizes) and recorded as the file's input "
+                             "contract (default: the setting the weights imply)")
     parser.add_argument("--discriminator", type=Path, metavar="PTH",
                         help="GFLA: also convert its ResDiscriminator (*_net_D.pth)")
     parser.add_argument("--shape-d", type=Path, metavar="PTH",
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     model = convert_checkpoint(args.arch, args.input, args.out, preset=args.preset)
     config = ", ".join(f"{k}={v}" for k, v in model.config.items())
     print(f"{args.out}: {args.arch} generator, {count_parameters(model):,} parameters ({config})")
+    _print_contract(model)
     for role, source in (("shape", args.shape_d), ("appearance", args.appearance_d)):
         if source is None:
             continue
@@ -60,17 +62,18 @@ def _run_gfla(args: argparse.Namespace) -> int:
     if args.shape_d is not None or args.appearance_d is not None or args.d_sigmoid:
         raise ConfigError("--shape-d / --appearance-d / --d-sigmoid are PATN/PoNA options; GFLA: --discriminator")
     model = gfla_convert.convert_checkpoint(args.input, args.out, preset=args.preset)
-    config = ", ".join(f"{k}={v}" for k, v in model.config.items() if k != "input_contract")
+    config = ", ".join(f"{k}={v}" for k, v in model.config.items())
     print(f"{args.out}: gfla generator, {count_parameters(model):,} parameters ({config})")
-    contract = model.config.get("input_contract")
-    if contract:
-        h, w = contract["size"]
-        print(f"  input contract: {h}x{w} images in {contract['normalisation']}, {contract['heatmap']} heatmaps "
-              f"(sigma {contract['sigma']:g}) of keypoints given in {contract['keypoint_frame'][0]}x"
-              f"{contract['keypoint_frame'][1]}")
+    _print_contract(model)
     if args.discriminator is not None:
         out = _discriminator_path(args.out, "image")
         d = gfla_convert.convert_discriminator(args.discriminator, out, preset=args.preset)
         print(f"{out}: image discriminator spectral_resnet, {d.config['n_layers']} layers, "
               f"{count_parameters(d):,} parameters")
     return 0
+
+
+def _print_contract(model) -> None:
+    contract = model.input_contract
+    print(f"  input contract: {contract.describe()} ({contract.provenance['setting']}; "
+          f"sha256 {contract.provenance['sha256'][:12]}...)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, load_model_from_args
 
 HELP = "build a Market-style re-ID training folder augmented with generated images"
 
@@ -28,12 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.reid_augment import link_evaluation_sets, reid_augment
-    from ..apps.transfer import Transferer
     from ..errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     summary = reid_augment(model, args.data, args.out, portion=args.portion, mode=args.mode, seed=args.seed,
                            batch_size=args.batch_size, min_joints=args.min_joints, overwrite=args.overwrite)
     if args.link_eval:

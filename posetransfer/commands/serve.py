@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, load_model_from_args
 
 HELP = "run the local web demo (FastAPI; no external resources)"
 
@@ -17,8 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.serve import serve
-    from ..apps.transfer import Transferer
 
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     serve(model, host=args.host, port=args.port, data=args.data)
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments
+from .transfer import add_model_arguments, load_model_from_args
 
 HELP = "generate the test pairs of a dataset (<from>___<to>.png, ready for eval)"
 
@@ -25,12 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..apps.testset import generate_test_set
-    from ..apps.transfer import Transferer
     from ..errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     out = Path(args.out) if args.out else Path(args.data) / "generated" / args.split
     summary = generate_test_set(model, args.data, out, split=args.split, limit=args.limit, strip=args.strip,
                                 save_flows=args.save_flows, batch_size=args.batch_size, workers=args.workers)

@@ -8,15 +8,27 @@ HELP = "generate a person photo in a target pose (single image or a folder)"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by the commands that load a generator."""
+    """Flags shared by the commands that load a generator (see :func:`load_model_from_args`)."""
     parser.add_argument("--checkpoint", required=True,
                         help="generator .safetensors file, checkpoint folder or training run folder")
     parser.add_argument("--arch", default=None,
                         help="refuse checkpoints of any other architecture (patn, apatn, pona, ...)")
     parser.add_argument("--size", default=None,
-                        help="model frame: market (128x64), fashion (256x176) or HxW; default from the "
-                             "checkpoint's training config")
+                        help="override the model frame: market (128x64), fashion (256x176) or HxW; default: the "
+                             "file's input contract")
+    parser.add_argument("--heatmap", choices=("gaussian", "onehot"), default=None,
+                        help="override the pose maps (default: the file's input contract)")
+    parser.add_argument("--sigma", type=float, default=None,
+                        help="override the Gaussian maps' sigma in pixels (default: the file's input contract)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def load_model_from_args(args: argparse.Namespace):
+    """The :class:`posetransfer.inference.InferenceModel` the flags of :func:`add_model_arguments` ask for."""
+    from ..inference import load_model
+
+    return load_model(args.checkpoint, arch=args.arch, size=args.size, heatmap=args.heatmap, sigma=args.sigma,
+                      device=args.device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,12 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..apps.transfer import Transferer, load_pose, pose_from_csv, transfer_files
+    from ..apps.poses import load_pose, pose_from_csv
+    from ..apps.transfer import transfer_files
     from ..errors import ConfigError
 
     if args.target_csv and not args.target_name:
         raise ConfigError("--target-csv needs --target-name (the image whose pose to use)")
-    model = Transferer.load(args.checkpoint, arch=args.arch, size=args.size, device=args.device)
+    model = load_model_from_args(args)
     target = pose_from_csv(args.target_csv, args.target_name) if args.target_csv else load_pose(args.target)
     report = transfer_files(model, args.source, target, args.out, source_pose=args.source_pose,
                             paste_back=args.paste_back, save_attention=args.save_attention,

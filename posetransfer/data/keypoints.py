@@ -373,14 +373,22 @@ def _mark_outside(kp: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def rescale_keypoints(keypoints: np.ndarray, from_size: tuple[int, int],
-                      to_size: tuple[int, int]) -> np.ndarray:
+                      to_size: tuple[int, int], rounding: Literal["round", "truncate"] = "round") -> np.ndarray:
     """Scale keypoints from an image of ``from_size`` (H, W) to ``to_size``; missing stays missing.
 
-    Uses the pixel-centre convention ``y' = (y + 0.5) * H'/H - 0.5`` so that a round trip returns the
-    same pixel. Joints that end up outside the image become missing.
+    ``round`` uses the pixel-centre convention ``y' = (y + 0.5) * H'/H - 0.5`` so that a round trip returns
+    the same pixel; ``truncate`` is GFLA's ``int(y / H * H')`` (its released models were trained on those
+    centres). Joints that end up outside the image become missing.
     """
     kp = np.asarray(keypoints)
     miss = missing_mask(kp)
+    if rounding == "truncate":
+        out = np.floor(kp / np.array(from_size, dtype=np.float64) * np.array(to_size, dtype=np.float64))
+        out = out.astype(np.int64)
+        out[miss] = MISSING
+        return _mark_outside(out, to_size)
+    if rounding != "round":
+        raise ValueError(f"unknown keypoint rounding {rounding!r} (round or truncate)")
     scale = np.array([to_size[0] / from_size[0], to_size[1] / from_size[1]])
     out = np.rint((kp + 0.5) * scale - 0.5).astype(np.int64)
     out[miss] = MISSING

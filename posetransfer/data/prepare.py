@@ -21,11 +21,11 @@ import shutil
 from dataclasses import dataclass, field
 from itertools import permutations
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import atomic_path, read_image, read_json, save_image
 from . import keypoints as K
 
@@ -66,6 +66,30 @@ def normalize_kind(kind: str) -> DatasetKind:
 def default_size(kind: str) -> tuple[int, int]:
     """(H, W) of the standard images of ``kind``: Market 128×64, DeepFashion 256×176."""
     return K.MARKET_SIZE if normalize_kind(kind) == "market" else K.FASHION_SIZE
+
+
+def parse_size(value: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``market`` / ``fashion`` / ``128x64`` / ``128,64`` / (H, W) → (H, W); None stays None (``--size``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        h, w = (int(v) for v in value)
+        return h, w
+    text = value.strip().lower()
+    if text in ("market", "market1501"):
+        return K.MARKET_SIZE
+    if text in ("fashion", "deepfashion", "fasion"):
+        return K.FASHION_SIZE
+    for sep in ("x", ","):
+        if sep in text:
+            try:
+                h, w = (int(v) for v in text.split(sep))
+            except ValueError:
+                break
+            if h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0:
+                return h, w
+            raise ConfigError(f"size {value!r}: height and width must be positive multiples of 4")
+    raise ConfigError(f"size {value!r}: use market, fashion or HxW (e.g. 128x64)")
 
 
 # --------------------------------------------------------------------------------------------------

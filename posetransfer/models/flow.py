@@ -88,7 +88,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
-from .blocks import resolve_preset
+from .blocks import resolve_preset, with_resolved_config
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
 from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, check_inputs,
                    init_orthogonal, match_size, norm_act, select_flow_net_inputs)
@@ -478,12 +478,9 @@ def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], so
     return total / weight.clamp_min(1.0)
 
 
-def resolve_config(preset: str | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """DEFAULTS ← PRESETS[preset] ← explicit overrides (unknown keys are a ModelError)."""
-    return resolve_preset(preset, DEFAULTS, dict(overrides), PRESETS, kind="flow")
-
-
 @register_generator("flow")
 def build_flow(preset: str | None = None, **overrides: Any) -> FlowGenerator:
-    """``build_generator("flow", preset="market"|"deepfashion", pnb=False, ...)``."""
-    return FlowGenerator(**resolve_config(preset, overrides))
+    """``build_generator("flow", preset="market"|"deepfashion", pnb=False, ...)``: DEFAULTS ← PRESETS[preset]
+    ← explicit overrides (unknown keys are a ModelError), recorded as the model's resolved config."""
+    config = resolve_preset(preset, DEFAULTS, overrides, PRESETS, kind="flow")
+    return with_resolved_config(FlowGenerator(**config), preset, config)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ModelError
-from .blocks import resolve_preset
+from .blocks import resolve_preset, with_resolved_config
 from .registry import register_discriminator
 
 DEFAULTS: dict[str, Any] = {"input_nc": 3, "ndf": 32, "max_channels": 128, "n_layers": 4, "spectral": True}
@@ -85,4 +85,4 @@ class SpectralResDiscriminator(nn.Module):
 def build_spectral_resnet(preset: str | None = None, **overrides: Any) -> SpectralResDiscriminator:
     """``build_discriminator("spectral_resnet", preset="market", input_nc=3)``."""
     config = resolve_preset(preset, DEFAULTS, overrides, PRESETS, kind="spectral_resnet")
-    return SpectralResDiscriminator(**config)
+    return with_resolved_config(SpectralResDiscriminator(**config), preset, config)

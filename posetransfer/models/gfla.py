@@ -34,7 +34,8 @@ cap 256 / 5 layers, orthogonal init (gain 0.02). Presets:
 
 * ``market``: ``--attn_layer=2 --kernel_size=2=3`` — one local attention at 1/4 (kernel 3), 128×64 images;
 * ``deepfashion``: ``--attn_layer=2,3 --kernel_size=2=5,3=3`` — 1/8 (kernel 3) and 1/4 (kernel 5),
-  at 256×256 (GFLA stretches the 256×176 DeepFashion images; see :func:`gfla_contract`).
+  at 256×256 (GFLA stretches the 256×176 DeepFashion images; the converted files' input contract says so:
+  :func:`posetransfer.models.gfla_convert.gfla_contract`).
 
 Parameter counts (``count_parameters``, equal to GFLA's own code's): DeepFashion 14,047,395 (GFLA reports
 14.04 M), of which the flow net 6,608,212; Market 12,926,471, flow net 6,604,753.
@@ -81,7 +82,6 @@ DEFAULTS: dict[str, Any] = {
     "norm": "instance",
     "image_channels": 3,
     "pose_channels": 18,
-    "input_contract": None,       # set on converted released weights (gfla_contract): what they expect
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -96,32 +96,6 @@ PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": 
 CORRECTNESS_KERNEL, CORRECTNESS_SIGMA = 4, 2.0
 
 NORMS = ("instance", "batch", "none")
-
-
-def gfla_contract(preset: str) -> dict[str, Any]:
-    """What the released GFLA models expect as input (``data/{fashion,market}_dataset.py``, ``util/pose_utils``).
-
-    Images are resized (PIL bilinear) to the model size and normalised to [-1, 1]; the pose input is 18
-    Gaussian heatmaps ``exp(−((y−y_j)² + (x−x_j)²) / 2σ²)`` (σ 6, peak 1, all-zero for a missing joint) at the
-    image size, centred on the keypoints rescaled from the annotation frame and truncated to integers
-    (``int(y · H/H₀)``, ``int(x · W/W₀)``). DeepFashion's annotations are in 256×176, its model runs at
-    256×256 (the images are stretched); Market's are in the model's 128×64.
-    """
-    if preset not in PRESET_SIZES:
-        raise ModelError(f"unknown gfla preset {preset!r}; known: {', '.join(PRESET_SIZES)}")
-    h, w = PRESET_SIZES[preset]
-    return {
-        "size": [h, w],
-        "pose_input": "heatmaps",
-        "heatmap": "gaussian",
-        "sigma": 6.0,
-        "keypoint_frame": [256, 176] if preset == "deepfashion" else [h, w],
-        "keypoint_rounding": "truncate",
-        "image_resize": "bilinear",
-        "normalisation": "[-1, 1]",
-        "kind": "fashion" if preset == "deepfashion" else "market",
-        "provenance": f"GFLA released {preset} weights (RenYurui/Global-Flow-Local-Attention)",
-    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,8 +431,7 @@ class GFLAGenerator(Generator):
     def __init__(self, ngf: int = 64, max_channels: int = 512, layers: int = 3, num_blocks: int = 2,
                  attn_layers: Sequence[int] = (2, 3), kernel_sizes: Sequence[int] = (5, 3), flow_ngf: int = 32,
                  flow_max_channels: int = 256, flow_layers: int = 5, norm: str = "instance",
-                 image_channels: int = 3, pose_channels: int = 18,
-                 input_contract: Mapping[str, Any] | None = None) -> None:
+                 image_channels: int = 3, pose_channels: int = 18) -> None:
         super().__init__()
         attn = [int(a) for a in attn_layers]
         kernels = [int(k) for k in kernel_sizes]
@@ -477,7 +450,6 @@ class GFLAGenerator(Generator):
         self.flow_layers = int(flow_layers)
         self.kernel_by_layer = dict(zip(attn, kernels))
         self.attn_order = sorted(attn, reverse=True)            # coarse → fine: the order of the flows
-        self.input_contract = dict(input_contract) if input_contract else None
         self.source = PoseSourceNet(image_channels, ngf, max_channels, layers, norm)
         self.target = PoseTargetNet(pose_channels, image_channels, ngf, max_channels, layers, num_blocks, attn,
                                     self.kernel_by_layer, norm)

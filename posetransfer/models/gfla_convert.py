@@ -14,8 +14,9 @@ mapping is:
    ``strict=True`` (:func:`posetransfer.models.official._load_strict`: any other mismatch is a
    :class:`CheckpointError`).
 
-The converted file records what the released weights expect as input (``input_contract``,
-:func:`posetransfer.models.gfla.gfla_contract`: 256×256 for DeepFashion, GFLA's Gaussian heatmaps).
+The converted file records what the released weights expect as input (its input contract,
+:func:`gfla_contract`: 256×256 for DeepFashion with the 256×176 dataset images stretched, GFLA's Gaussian
+heatmaps), and the source file's name and SHA-256.
 
 Discriminator (``ResDiscriminator``, spectral norm): → our ``spectral_resnet`` (the same layout;
 ``encoder{i}`` → ``encoders.{i}``). Old-style spectral-norm tensors (``weight_orig``, ``weight_u``,
@@ -33,11 +34,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
-from .gfla import DEFAULTS, PRESETS, gfla_contract
-from .official import _load_strict, _strip, read_official_state_dict
+from ..errors import CheckpointError, ModelError
+from ..modelfile import InputContract, save_discriminator, save_generator
+from .gfla import DEFAULTS, PRESET_SIZES, PRESETS
+from .official import _load_strict, _strip, read_official_state_dict, with_source
+from .registry import build_discriminator, build_generator
 
+REPOSITORY = "RenYurui/Global-Flow-Local-Attention"
 _DUPLICATE = re.compile(r"^(.*)\.conv1\.(weight|bias)$")
+
+
+def gfla_contract(preset: str) -> InputContract:
+    """What the released GFLA models expect as input (``data/{fashion,market}_dataset.py``, ``util/pose_utils``).
+
+    Images are resized (PIL bilinear) to the model size and normalised to [-1, 1]; the pose input is 18
+    Gaussian heatmaps ``exp(−((y−y_j)² + (x−x_j)²) / 2σ²)`` (σ 6, peak 1, all-zero for a missing joint) at the
+    image size, centred on the keypoints rescaled from the annotation frame and truncated to integers
+    (``int(y · H/H₀)``, ``int(x · W/W₀)``). DeepFashion's annotations are in 256×176, its model runs at
+    256×256: GFLA stretched its ``img_highres`` photos (750×1101, the shape of the 256×176 frame) to 256×256,
+    so our 256×176 images are stretched the same way. Market's are in the model's 128×64.
+    """
+    if preset not in PRESET_SIZES:
+        raise ModelError(f"unknown gfla preset {preset!r}; known: {', '.join(PRESET_SIZES)}")
+    return InputContract(size=PRESET_SIZES[preset], heatmap="gaussian", sigma=6.0,
+                         kind="fashion" if preset == "deepfashion" else "market",
+                         data_size=(256, 176) if preset == "deepfashion" else None, image_resize="bilinear",
+                         keypoint_rounding="truncate",
+                         provenance={"setting": f"GFLA released {preset} weights ({REPOSITORY})"})
 
 
 def drop_duplicate_convs(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
@@ -136,9 +159,10 @@ def preset_of(config: dict[str, Any]) -> str | None:
 
 def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
                             preset: str | None = None) -> nn.Module:
-    """GFLA ``PoseGenerator`` state dict → our ``gfla`` generator (eval mode), loaded with strict=True."""
-    from .registry import build_generator
+    """GFLA ``PoseGenerator`` state dict → our ``gfla`` generator (eval mode), loaded with strict=True.
 
+    ``model.input_contract`` is :func:`gfla_contract` of the released setting with this attention layout
+    (None when it matches none)."""
     path = Path(path)
     if preset is not None and preset not in PRESETS:
         raise CheckpointError(f"{path}: unknown gfla preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -154,19 +178,19 @@ def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathL
     if preset is not None and found != preset:
         raise CheckpointError(f"{path}: local attention at {_describe(config)}, but the released {preset} model "
                               f"has {_describe(PRESETS[preset])}")
-    contract_preset = preset or found
-    if contract_preset is not None:
-        config["input_contract"] = gfla_contract(contract_preset)
-    model = build_generator("gfla", **({"preset": preset} if preset else {}), **config)
-    return _load_strict(model, state, path)
+    model = _load_strict(build_generator("gfla", **({"preset": preset} if preset else {}), **config), state, path)
+    model.input_contract = gfla_contract(preset or found) if (preset or found) else None
+    return model
 
 
 def convert_checkpoint(source: str | os.PathLike, out: str | os.PathLike, preset: str | None = None) -> nn.Module:
     """``posetransfer convert --arch gfla``: ``latest_net_G.pth`` → our ``.safetensors`` generator file."""
-    from .registry import save_generator
-
     model = convert_generator_state(read_official_state_dict(source), source, preset)
-    save_generator(model, out)
+    if model.input_contract is None:
+        raise CheckpointError(f"{source}: local attention at {_describe(model.config)} matches no released GFLA "
+                              "model, so its input frame is unknown (only the released settings are converted)")
+    model.input_contract = with_source(model, source)
+    save_generator(model, out, model.input_contract)
     return model
 
 
@@ -184,8 +208,6 @@ def _solve_v(weight_orig: torch.Tensor, u: torch.Tensor, weight: torch.Tensor) -
 def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
                                 preset: str | None = None) -> nn.Module:
     """GFLA ``ResDiscriminator`` state dict → our ``spectral_resnet`` (train mode, like a fresh D)."""
-    from .registry import build_discriminator
-
     path = Path(path)
     state = _strip(state, "module.")
     if "block0.model.1.weight_orig" not in state:
@@ -225,8 +247,6 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
 
 def convert_discriminator(source: str | os.PathLike, out: str | os.PathLike, preset: str | None = None) -> nn.Module:
     """GFLA ``latest_net_D.pth`` → our discriminator ``.safetensors`` file."""
-    from .registry import save_discriminator
-
     model = convert_discriminator_state(read_official_state_dict(source), source, preset)
     save_discriminator(model, out)
     return model

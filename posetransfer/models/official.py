@@ -16,6 +16,14 @@ layouts (``stream1_down``, ``stream2_down``, ``att.{i}.conv_block_stream{1,2}`` 
 
 The result is then loaded with ``strict=True``: any other mismatch is a :class:`CheckpointError`.
 Files are read with ``torch.load(weights_only=True)`` — never unpickling arbitrary objects.
+
+The converted file records the official test pipeline as its input contract (:func:`official_contract`;
+``test.py`` + ``data/keypoint.py`` + ``tool/generate_pose_map_{market,fashion}.py`` of tengteng95/Pose-Transfer,
+which PoNA's repository follows): images ``ToTensor`` + ``Normalize(0.5, 0.5)``; Market 128×64 with float32
+Gaussian maps, σ 6; DeepFashion 256×176 with the Gaussians stored as uint8 — every value below 1 truncated,
+so one pixel per joint (``onehot``). Without ``--preset`` the setting follows the weights' norm (batch norm:
+Market, instance norm: DeepFashion, the official commands' choice). Its provenance names the ``.pth`` file
+and its SHA-256.
 """
 from __future__ import annotations
 
@@ -28,9 +36,18 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..io import sha256_file
+from ..modelfile import InputContract, save_discriminator, save_generator
 from .blocks import PRESETS
+from .registry import build_discriminator, build_generator
 
 GENERATOR_ARCHS = ("patn", "pona")
+REPOSITORIES = {"patn": "tengteng95/Pose-Transfer", "pona": "Zhangjinso/PoNA"}
+#: the official test-time inputs per dataset preset (see the module docstring)
+OFFICIAL_INPUTS: dict[str, dict[str, Any]] = {
+    "market": {"size": (128, 64), "heatmap": "gaussian", "sigma": 6.0, "kind": "market"},
+    "deepfashion": {"size": (256, 176), "heatmap": "onehot", "sigma": 6.0, "kind": "fashion"},
+}
 _STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
 
@@ -119,9 +136,10 @@ def generator_config(arch: str, state: dict[str, torch.Tensor], path: Path) -> d
 
 def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
                             preset: str | None = None) -> nn.Module:
-    """Official generator state dict → our generator (arch, config set; eval mode), loaded with strict=True."""
-    from .registry import build_generator
+    """Official generator state dict → our generator (arch, config set; eval mode), loaded with strict=True.
 
+    ``model.input_contract`` is the official test pipeline of ``preset`` (or of the preset the weights'
+    norm implies), without the file provenance (:func:`convert_checkpoint` adds it)."""
     path = Path(path)
     if arch not in GENERATOR_ARCHS:
         raise CheckpointError(f"{path}: no official checkpoint conversion for {arch!r}; "
@@ -138,8 +156,35 @@ def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str
     config = generator_config(arch, state, path)
     _check_preset(config["norm"], preset, path)
     config["dropout"] = dropout
-    model = build_generator(arch, **({"preset": preset} if preset else {}), **config)
-    return _load_strict(model, state, path)
+    model = _load_strict(build_generator(arch, **({"preset": preset} if preset else {}), **config), state, path)
+    model.input_contract = official_contract(arch, preset or preset_of_norm(config["norm"]))
+    return model
+
+
+def preset_of_norm(norm: str) -> str:
+    """The dataset preset whose official command used this norm (Market: batch, DeepFashion: instance)."""
+    return next(name for name, values in PRESETS.items() if values["norm"] == norm)
+
+
+def official_contract(arch: str, preset: str) -> InputContract:
+    """What the official test code feeds a released ``arch`` model of ``preset`` (module docstring)."""
+    if preset not in OFFICIAL_INPUTS:
+        raise CheckpointError(f"no official {arch.upper()} setting for preset {preset!r}; known: "
+                              f"{', '.join(OFFICIAL_INPUTS)}")
+    return InputContract(**OFFICIAL_INPUTS[preset],
+                         provenance={"setting": f"official {arch.upper()} {preset} ({REPOSITORIES[arch]})"})
+
+
+def converted_provenance(source: str | os.PathLike, setting: str) -> dict[str, str]:
+    """Provenance of a converted file: the original file's name and SHA-256, and the official setting."""
+    source = Path(source)
+    return {"converted": source.name, "sha256": sha256_file(source), "setting": setting}
+
+
+def with_source(model: nn.Module, source: str | os.PathLike) -> InputContract:
+    """The model's contract with the provenance of the ``.pth`` it was converted from."""
+    contract = model.input_contract
+    return contract.replace(provenance=converted_provenance(source, contract.provenance.get("setting", "")))
 
 
 def _guess_arch(state: dict[str, torch.Tensor]) -> str | None:
@@ -153,8 +198,6 @@ def _guess_arch(state: dict[str, torch.Tensor]) -> str | None:
 def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
                                 use_sigmoid: bool = False) -> nn.Module:
     """Official ``ResnetDiscriminator`` state dict → our ``patn_resnet`` (ReLU, 256-channel score map)."""
-    from .registry import build_discriminator
-
     path = Path(path)
     state = _strip(state, "module.")
     state, had_dropout = _shift_no_dropout(state, r"model\.\d+\.conv_block")
@@ -197,18 +240,16 @@ def _is_instance_norm_stat(model: nn.Module, key: str) -> bool:
 
 def convert_checkpoint(arch: str, source: str | os.PathLike, out: str | os.PathLike,
                        preset: str | None = None) -> nn.Module:
-    """``posetransfer convert``: official generator ``.pth`` → our ``.safetensors`` generator file."""
-    from .registry import save_generator
-
+    """``posetransfer convert``: official generator ``.pth`` → our ``.safetensors`` generator file, with the
+    official input contract and the source file's name and SHA-256 as its provenance."""
     model = convert_generator_state(arch, read_official_state_dict(source), source, preset)
-    save_generator(model, out)
+    model.input_contract = with_source(model, source)
+    save_generator(model, out, model.input_contract)
     return model
 
 
 def convert_discriminator(source: str | os.PathLike, out: str | os.PathLike, use_sigmoid: bool = False) -> nn.Module:
     """Official ``netD_PB`` / ``netD_PP`` ``.pth`` → our discriminator ``.safetensors`` file."""
-    from .registry import save_discriminator
-
     model = convert_discriminator_state(read_official_state_dict(source), source, use_sigmoid)
     save_discriminator(model, out)
     return model

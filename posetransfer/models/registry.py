@@ -1,25 +1,27 @@
-"""Build models by name, and save/load generators as self-describing safetensors files.
+"""Build models by name.
 
 Model files register themselves with :func:`register_generator` / :func:`register_discriminator`;
-:data:`MODEL_MODULES` lists the files imported on first use (so the registry has no import cycle and
-adding an architecture is one file plus one line here).
+:data:`MODEL_MODULES` lists the files imported on first use (adding an architecture is one file plus one
+line here). Registering a name twice is a :class:`ModelError`: two files claiming one name would make a
+saved checkpoint rebuild whichever happened to be imported last.
 
-A generator file (``*.safetensors``) carries in its metadata the architecture name (``arch``) and the
-JSON config it was built with (``config``), so :func:`load_generator` needs nothing else. Training
-checkpoints are folders holding ``generator.safetensors`` (see ``posetransfer.checkpoint``).
+Every built model carries ``model.arch`` (its registry name) and ``model.config`` — the *fully resolved*
+options (preset expanded, defaults filled in), so a saved file rebuilds the same network even if a preset's
+defaults change later. A factory with explicit keyword parameters gets them recorded here; a factory that
+takes ``**overrides`` must state its resolved options itself (``model.resolved_config``, see
+:func:`posetransfer.models.blocks.with_resolved_config`), else building it is an error.
+
+Saving and loading files is :mod:`posetransfer.modelfile`.
 """
 from __future__ import annotations
 
 import importlib
-import json
-import os
-from pathlib import Path
+import inspect
 from typing import Any, Callable
 
-import torch
 from torch import nn
 
-from ..errors import CheckpointError, ModelError
+from ..errors import ModelError
 
 MODEL_MODULES: tuple[str, ...] = (
     "posetransfer.models.patn",
@@ -37,22 +39,28 @@ _DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {}
 _loaded = False
 
 
-def register_generator(name: str):
-    """Class/function decorator: ``@register_generator("patn")``."""
-
+def _register(table: dict[str, Callable[..., nn.Module]], role: str, name: str):
     def wrap(factory):
-        _GENERATORS[name] = factory
+        if name in table:
+            raise ModelError(f"{role} name {name!r} is registered twice ({_where(table[name])} and {_where(factory)})")
+        table[name] = factory
         return factory
 
     return wrap
+
+
+def _where(factory: Callable) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def register_generator(name: str):
+    """Class/function decorator: ``@register_generator("patn")``."""
+    return _register(_GENERATORS, "generator", name)
 
 
 def register_discriminator(name: str):
-    def wrap(factory):
-        _DISCRIMINATORS[name] = factory
-        return factory
-
-    return wrap
+    """Class/function decorator: ``@register_discriminator("patn_resnet")``."""
+    return _register(_DISCRIMINATORS, "discriminator", name)
 
 
 def _ensure_loaded() -> None:
@@ -78,123 +86,38 @@ def discriminator_names() -> list[str]:
     return sorted(_DISCRIMINATORS)
 
 
+def _resolved_config(factory: Callable[..., nn.Module], model: nn.Module, name: str,
+                     config: dict[str, Any]) -> dict[str, Any]:
+    stated = getattr(model, "resolved_config", None)
+    if stated is not None:
+        return dict(stated)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is None or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        raise ModelError(f"{name!r}: its builder takes **options but does not record the resolved ones "
+                         "(set model.resolved_config, e.g. with blocks.with_resolved_config)")
+    bound = signature.bind(**config)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _build(table: dict[str, Callable[..., nn.Module]], role: str, name: str, config: dict[str, Any]) -> nn.Module:
+    _ensure_loaded()
+    if name not in table:
+        raise ModelError(f"unknown {role} {name!r}; known: {', '.join(sorted(table))}")
+    model = table[name](**config)
+    model.arch = name
+    model.config = _resolved_config(table[name], model, name, config)
+    return model
+
+
 def build_generator(name: str, **config: Any) -> nn.Module:
     """Build a generator by registry name, e.g. ``build_generator("patn", preset="deepfashion")``."""
-    _ensure_loaded()
-    if name not in _GENERATORS:
-        raise ModelError(f"unknown generator {name!r}; known: {', '.join(sorted(_GENERATORS))}")
-    model = _GENERATORS[name](**config)
-    model.arch = name
-    # a factory may state its fully resolved options (preset expanded, defaults filled in): saving those
-    # keeps a checkpoint rebuildable even if a preset's defaults change later
-    model.config = dict(getattr(model, "resolved_config", None) or config)
-    return model
+    return _build(_GENERATORS, "generator", name, config)
 
 
 def build_discriminator(name: str, **config: Any) -> nn.Module:
-    _ensure_loaded()
-    if name not in _DISCRIMINATORS:
-        raise ModelError(f"unknown discriminator {name!r}; known: {', '.join(sorted(_DISCRIMINATORS))}")
-    model = _DISCRIMINATORS[name](**config)
-    model.arch = name
-    model.config = dict(config)
-    return model
-
-
-GENERATOR_FORMAT = "posetransfer-generator-1"
-DISCRIMINATOR_FORMAT = "posetransfer-discriminator-1"
-
-
-def _save_model(model: nn.Module, path: str | os.PathLike, file_format: str) -> None:
-    from safetensors.torch import save_file
-
-    from ..io import atomic_path
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    metadata = {
-        "format": file_format,
-        "arch": getattr(model, "arch", ""),
-        "config": json.dumps(getattr(model, "config", {})),
-    }
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
-
-
-def save_generator(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write ``model``'s weights and its (arch, config) to a safetensors file, atomically."""
-    _save_model(model, path, GENERATOR_FORMAT)
-
-
-def save_discriminator(model: nn.Module, path: str | os.PathLike) -> None:
-    """Same as :func:`save_generator` for a single discriminator (used by ``posetransfer convert``)."""
-    _save_model(model, path, DISCRIMINATOR_FORMAT)
-
-
-def read_generator_file(path: str | os.PathLike, file_format: str = GENERATOR_FORMAT,
-                        ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    """Return (arch, config, state dict) of a generator safetensors file; never unpickles anything."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises several error types for corrupt headers
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    if metadata.get("format") != file_format or "arch" not in metadata:
-        kind = "generator" if file_format == GENERATOR_FORMAT else "discriminator"
-        raise CheckpointError(f"{path}: safetensors file has no posetransfer {kind} metadata")
-    try:
-        config = json.loads(metadata.get("config", "{}"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path}: malformed config in checkpoint metadata") from None
-    return metadata["arch"], config, state
-
-
-def load_generator(path: str | os.PathLike, arch: str | None = None, map_location: str | torch.device = "cpu",
-                   ) -> nn.Module:
-    """Load any posetransfer generator: a ``.safetensors`` file, a checkpoint folder or a run folder.
-
-    With ``arch``, a checkpoint of another architecture is a :class:`CheckpointError`. The model is
-    returned in eval mode.
-    """
-    path = Path(path)
-    if path.is_dir():
-        from ..checkpoint import resolve_generator_file
-
-        path = resolve_generator_file(path)
-    found_arch, config, state = read_generator_file(path)
-    if arch is not None and found_arch != arch:
-        raise CheckpointError(f"{path}: checkpoint holds a {found_arch!r} generator, not {arch!r}")
-    try:
-        model = build_generator(found_arch, **config)
-    except (ModelError, TypeError) as exc:  # a config this version cannot build
-        raise CheckpointError(f"{path}: {exc}") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match the {found_arch!r} architecture ({first})") from None
-    return model.to(map_location).eval()
-
-
-def load_discriminator(path: str | os.PathLike, arch: str | None = None,
-                       map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a discriminator file written by :func:`save_discriminator` (train mode, like a fresh one)."""
-    path = Path(path)
-    found_arch, config, state = read_generator_file(path, DISCRIMINATOR_FORMAT)
-    if arch is not None and found_arch != arch:
-        raise CheckpointError(f"{path}: file holds a {found_arch!r} discriminator, not {arch!r}")
-    try:
-        model = build_discriminator(found_arch, **config)
-    except (ModelError, TypeError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match the {found_arch!r} discriminator ({first})") from None
-    return model.to(map_location)
+    """Build a discriminator by registry name, e.g. ``build_discriminator("patn_resnet", input_nc=21)``."""
+    return _build(_DISCRIMINATORS, "discriminator", name, config)

@@ -53,21 +53,23 @@ def checkpoint(tmp_path_factory, synth_data) -> Path:
         from posetransfer.checkpoint import resolve_generator_file
 
         return Path(resolve_generator_file(run))
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     model = build_generator("patn", **TINY_MODEL)
     path = root / "patn_tiny.safetensors"
-    save_generator(model, path)
+    save_generator(model, path, InputContract(size=(128, 64)))
     return path
 
 
 @pytest.fixture(scope="session")
 def other_arch_checkpoint(tmp_path_factory) -> Path:
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     model = build_generator("resnet", ngf=8, n_blocks=1)
     path = tmp_path_factory.mktemp("other") / "resnet_tiny.safetensors"
-    save_generator(model, path)
+    save_generator(model, path, InputContract(size=(128, 64)))
     return path
 
 

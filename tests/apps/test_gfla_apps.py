@@ -8,7 +8,8 @@ import pytest
 
 from posetransfer.cli import main
 from posetransfer.io import read_image
-from posetransfer.models.registry import build_generator, save_generator
+from posetransfer.models.registry import build_generator
+from posetransfer.modelfile import save_generator
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +47,9 @@ def test_web_demo_transfers_with_gfla(synth_data, gfla_file):
     from fastapi.testclient import TestClient
 
     from posetransfer.apps import serve as S
-    from posetransfer.apps.transfer import Transferer
+    from posetransfer.inference import load_model
 
-    client = TestClient(S.create_app(Transferer.load(gfla_file), synth_data))
+    client = TestClient(S.create_app(load_model(gfla_file), synth_data))
     assert client.get("/api/info").json()["arch"] == "gfla"
     poses = client.get("/api/gallery").json()["poses"]
     r = client.post("/api/transfer", data={"sample": poses[0]["name"],

@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from posetransfer.apps import serve as S
-from posetransfer.apps.transfer import Transferer
+from posetransfer.inference import load_model
 
 
 @pytest.fixture(scope="module")
 def app(checkpoint, synth_data):
-    return S.create_app(Transferer.load(checkpoint), synth_data)
+    return S.create_app(load_model(checkpoint), synth_data)
 
 
 @pytest.fixture(scope="module")

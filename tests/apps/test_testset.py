@@ -49,7 +49,8 @@ def test_limit_and_bad_dataset(capsys, tmp_path, checkpoint, synth_data):
 
 def test_flow_generator_writes_flow_figures(capsys, tmp_path, synth_data):
     """``--save-flows`` with a (tiny, untrained) flow generator: one flow figure per pair."""
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import save_generator
 
     model = build_generator("flow", preset="market", ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
     path = tmp_path / "flow.safetensors"

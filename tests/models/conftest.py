@@ -1,8 +1,13 @@
 """Fixtures for the model tests: tiny random inputs at the two dataset sizes."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers of these tests: official_layout.py
 
 SIZES = {"market": (128, 64), "deepfashion": (256, 176)}
 

@@ -12,7 +12,8 @@ from posetransfer.data.keypoints import heatmaps
 from posetransfer.errors import ModelError
 from posetransfer.models.base import GeneratorOutput
 from posetransfer.models.flow import (PyramidNonLocal, non_local_attention, relation_map, resize_flow, warp)
-from posetransfer.models.registry import build_generator, save_generator
+from posetransfer.models.registry import build_generator
+from posetransfer.modelfile import save_generator
 
 TINY = dict(ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
 SIZES = {"market": (128, 64), "deepfashion": (256, 176)}

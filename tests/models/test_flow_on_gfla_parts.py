@@ -13,7 +13,9 @@ from posetransfer.errors import CheckpointError, ConfigError, ModelError
 from posetransfer.models import flow_losses
 from posetransfer.models.flow import warp
 from posetransfer.models.gfla import PoseFlowNet
-from posetransfer.models.registry import build_generator, load_generator, read_generator_file, save_generator
+from posetransfer.models.registry import build_generator
+from posetransfer.modelfile import read_generator_file, save_generator
+from posetransfer.inference import load_generator
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "gfla"
 # the fixture GFLA's flow net: ngf 4, cap 8, 5 layers, outputs at 1/8 and 1/4
@@ -39,7 +41,7 @@ def test_a_gfla_flow_net_initialises_every_part_through_train_init_flow(tmp_path
     from posetransfer.data.synth import generate_dataset
 
     gfla = converted_fixture(tmp_path)
-    _, _, state = read_generator_file(gfla)
+    state = read_generator_file(gfla).state
     data = generate_dataset(tmp_path / "fashion", size="fashion", identities=3, poses=2, seed=0)
     run = tmp_path / "run"
     sets = ["model.ngf=4", "model.max_channels=16", "model.flow_ngf=4", "model.flow_max_channels=8",
@@ -61,7 +63,7 @@ def test_a_gfla_flow_net_initialises_every_part_through_train_init_flow(tmp_path
 
 def test_init_flow_errors_name_the_problem(tmp_path):
     gfla = converted_fixture(tmp_path)
-    _, _, state = read_generator_file(gfla)
+    state = read_generator_file(gfla).state
     with_image = build_generator("flow", preset="deepfashion", flow_image_input=True, **FLOW_TINY)
     with_image.init_flow_nets_from_gfla(state)            # the image channels come along
     assert with_image.flow_nets["head"].block0.model[2].weight.shape[1] == 3 + 12

@@ -6,7 +6,8 @@ import torch
 
 import posetransfer
 from posetransfer.errors import CheckpointError
-from posetransfer.models.registry import build_generator, save_generator
+from posetransfer.models.registry import build_generator
+from posetransfer.modelfile import save_generator
 
 TINY = {
     "patn": {"preset": "market", "ngf": 8, "n_blocks": 2},

@@ -10,8 +10,10 @@ import posetransfer
 from posetransfer.errors import ModelError
 from posetransfer.models.base import GeneratorOutput
 from posetransfer.models.blocks import count_parameters
-from posetransfer.models.gfla import ExtractorAttn, gfla_contract, select_flow_net_inputs
-from posetransfer.models.registry import build_generator, save_generator
+from posetransfer.models.gfla import ExtractorAttn, select_flow_net_inputs
+from posetransfer.models.gfla_convert import gfla_contract
+from posetransfer.models.registry import build_generator
+from posetransfer.modelfile import save_generator
 
 TINY = dict(ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
 SIZES = {"market": (128, 64), "deepfashion": (64, 64)}

@@ -13,9 +13,10 @@ import posetransfer
 from posetransfer.cli import main
 from posetransfer.data.keypoints import heatmaps
 from posetransfer.errors import CheckpointError
+from posetransfer.io import sha256_file
 from posetransfer.models import gfla_convert
 from posetransfer.models.official import read_official_state_dict
-from posetransfer.models.registry import load_discriminator
+from posetransfer.modelfile import load_discriminator
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "gfla"
 
@@ -61,9 +62,14 @@ def test_converted_fixture_gives_gflas_own_outputs(tmp_path, capsys):
 def test_preset_is_checked_and_the_input_contract_recorded(tmp_path, capsys):
     code, out = convert(tmp_path, "--preset", "deepfashion")     # same attention layout as the released one
     assert code == 0
-    contract = posetransfer.load_generator(out).config["input_contract"]
-    assert contract["size"] == [256, 256] and contract["keypoint_frame"] == [256, 176]
-    assert contract["heatmap"] == "gaussian" and contract["sigma"] == 6.0 and contract["kind"] == "fashion"
+    model = posetransfer.load_generator(out)
+    contract = model.input_contract
+    assert "input_contract" not in model.config                  # one representation: the file's contract
+    assert contract.size == (256, 256) and contract.data_size == (256, 176) and contract.frame == (256, 176)
+    assert contract.heatmap == "gaussian" and contract.sigma == 6.0 and contract.kind == "fashion"
+    assert contract.keypoint_rounding == "truncate" and contract.image_resize == "bilinear"
+    assert contract.provenance["converted"] == "latest_net_G.pth"
+    assert contract.provenance["sha256"] == sha256_file(FIXTURE / "latest_net_G.pth")
     assert "256x256 images" in capsys.readouterr().out
     code, _ = convert(tmp_path, "--preset", "market")
     err = capsys.readouterr().err

@@ -9,7 +9,8 @@ import torch
 
 from posetransfer.cli import main
 from posetransfer.config import load_config
-from posetransfer.models.registry import build_discriminator, build_generator, load_generator
+from posetransfer.models.registry import build_discriminator, build_generator
+from posetransfer.inference import load_generator
 
 TINY_OVERRIDES = ["model.ngf=4", "model.max_channels=16", "model.flow_ngf=4", "model.flow_max_channels=8",
                   "discriminators.image.ndf=4", "discriminators.image.max_channels=8", "train.batch_size=2",

@@ -14,7 +14,8 @@ Kill points (all in the child, by wrapping a library function; nothing in the tr
                step), ``posetransfer.train._check_finite`` (after the forward pass, before backward),
                ``posetransfer.train._clip`` (after backward, before the optimizer step),
                ``posetransfer.checkpoint.sha256_file`` (checkpoint files written, manifest not yet);
-* ``partial``  the n-th safetensors file write stops after ``fraction`` of its bytes (torn write);
+* ``partial``  the n-th safetensors file write (``posetransfer.modelfile``) stops after ``fraction`` of its
+               bytes (torn write);
 * ``replace``  before the n-th ``os.replace`` (an atomically written file complete but not renamed);
 * ``publish``  before the n-th rename ``step_X.tmp`` → ``step_X`` (complete checkpoint folder, unpublished);
 * ``prune``    in the middle of deleting an old checkpoint (after its rename to ``*.deleting.tmp``);
@@ -92,7 +93,7 @@ def install_fault(fault: dict) -> None:
 
         setattr(module, attr, wrapped)
     elif kind == "partial":
-        import safetensors.torch as st
+        import posetransfer.modelfile as st   # the one writer of posetransfer's safetensors files
 
         real_save = st.save_file
 

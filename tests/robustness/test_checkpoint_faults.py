@@ -15,7 +15,9 @@ import torch
 
 from posetransfer import checkpoint as ckpt
 from posetransfer.errors import CheckpointError
-from posetransfer.models.registry import build_discriminator, build_generator, load_generator
+from posetransfer.models.registry import build_discriminator, build_generator
+from posetransfer.inference import load_generator
+from posetransfer.modelfile import InputContract
 
 FILES = (ckpt.GENERATOR_FILE, ckpt.DISCRIMINATORS_FILE, ckpt.TENSORS_FILE, ckpt.STATE_FILE, ckpt.MANIFEST_FILE)
 DATA_FILES = FILES[:-1]
@@ -31,7 +33,8 @@ def _models(seed: int):
 def _save(run: Path, step: int, keep_last: int | None = 5) -> Path:
     g, d = _models(step)
     tensors = {"optim/G/0/exp_avg": torch.randn(3, 3, generator=torch.Generator().manual_seed(step))}
-    return ckpt.save_checkpoint(run, step, g, d, tensors, {"config": {"step_marker": step}}, keep_last=keep_last)
+    return ckpt.save_checkpoint(run, step, g, d, tensors, {"config": {"step_marker": step}}, keep_last=keep_last,
+                                contract=InputContract(size=(128, 64)))
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,8 @@ def evil_files(tmp_path) -> tuple[Path, list[Path]]:
 
 def _loaders():
     from posetransfer.models.official import convert_discriminator
-    from posetransfer.models.registry import load_discriminator, load_generator
+    from posetransfer.modelfile import load_discriminator
+    from posetransfer.inference import load_generator
     from posetransfer.weights.detector import build_detector
     from posetransfer.weights.inception import build_inception
     from posetransfer.weights.lpips import build_lpips
@@ -194,10 +195,11 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles():
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory) -> Path:
-    from posetransfer.models.registry import build_generator, save_generator
+    from posetransfer.models.registry import build_generator
+    from posetransfer.modelfile import InputContract, save_generator
 
     path = tmp_path_factory.mktemp("gen") / "patn_tiny.safetensors"
-    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path)
+    save_generator(build_generator("patn", ngf=8, n_blocks=1, dropout=0.0), path, InputContract(size=(128, 64)))
     return path
 
 
@@ -206,9 +208,9 @@ def client(tiny_generator, tiny_data):
     from fastapi.testclient import TestClient
 
     from posetransfer.apps import serve as S
-    from posetransfer.apps.transfer import Transferer
+    from posetransfer.inference import load_model
 
-    return TestClient(S.create_app(Transferer.load(tiny_generator), tiny_data), raise_server_exceptions=False)
+    return TestClient(S.create_app(load_model(tiny_generator), tiny_data), raise_server_exceptions=False)
 
 
 STANDING = np.array([[20, 32], [30, 32], [30, 24], [45, 22], [58, 22], [30, 40], [45, 42], [58, 42], [64, 27],
