@@ -1,7 +1,7 @@
 """The training step, before and after the issue-22 changes, idle and beside a CPU-bound process; where its time
 goes (torch.profiler per component); and the full PATN presets' step time. One command:
 
-    python benchmarks/bench_train_step.py --old /tmp/train-old        # git worktree add /tmp/train-old 3ee7313
+    python benchmarks/bench_train_step.py --old /tmp/train-old        # git worktree add /tmp/train-old caf1ebb
 
 writes ``benchmarks/results/train_step.json`` (every figure) and ``train_step.md`` (the README's tables).
 
@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 LOCK = Path("/tmp/posetransfer-bench.lock")
 OMP_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
 DEMO_OVERRIDES: list[str] = []          # the demo-synth preset as the demo trains it (batch 8)
+STEP_MARK = "bench:step"                # a profiler event at every batch fetch: the step boundaries
 
 
 # ================================================================================================
@@ -74,49 +75,68 @@ def worker(spec: dict) -> dict:
     if spec.get("no_flush"):
         T.cpu.flush_denormals = lambda enabled=True: contextlib.nullcontext(False)
 
+    # one stamp per batch fetch = per step start; the worker ends the run itself (the trainer's own time
+    # limit would cut the steps it needs): after ``steps`` timed steps, or once ``max_seconds`` of timed
+    # steps have passed with at least one done. The step in progress at the end is never timed, so no
+    # figure includes the trainer's closing checkpoint.
+    warmup, wanted, cap = spec["warmup"], spec["steps"], spec.get("max_seconds")
     stamps: list[tuple[float, float]] = []
     real_next = T._next_batch
 
     def timed_next(batches):
-        stamps.append((time.perf_counter(), _cpu_seconds(resource)))
+        now = time.perf_counter()
+        stamps.append((now, _cpu_seconds(resource)))
+        if spec.get("profile"):
+            with torch.profiler.record_function(STEP_MARK):
+                pass
+        done = len(stamps) - 1 - warmup            # timed steps completed so far
+        if done >= wanted or (cap is not None and done >= 1 and now - stamps[warmup][0] >= cap):
+            raise _Enough
         return real_next(batches)
 
     T._next_batch = timed_next
     config = load_config(spec["preset"], spec.get("overrides", []))
     out = tempfile.mkdtemp(prefix="trainstep-", dir=spec.get("tmp"))
-    steps = spec["warmup"] + spec["steps"]
     profiler = None
+    summary: dict = {}
     try:
-        if spec.get("profile"):
-            profiling = _load_profiling()
-            from torch.profiler import ProfilerActivity, profile
+        with contextlib.ExitStack() as stack:
+            if spec.get("profile"):
+                profiling = _load_profiling()
+                from torch.profiler import ProfilerActivity, profile
 
-            profiler = profile(activities=[ProfilerActivity.CPU])
-            with profiler, profiling.component_scopes(profiling.training_classifier(list(config["discriminators"]))):
-                summary = T.train(config, spec["data"], out, steps=steps, progress=False,
-                                  max_seconds=spec.get("max_seconds"))
-        else:
-            summary = T.train(config, spec["data"], out, steps=steps, progress=False,
-                              max_seconds=spec.get("max_seconds"))
-        stamps.append((time.perf_counter(), _cpu_seconds(resource)))
+                profiler = stack.enter_context(profile(activities=[ProfilerActivity.CPU]))
+                stack.enter_context(profiling.component_scopes(
+                    profiling.training_classifier(list(config["discriminators"]))))
+            with contextlib.suppress(_Enough):
+                summary = T.train(config, spec["data"], out, steps=warmup + wanted + 1, progress=False)
+        with contextlib.suppress(OSError, ValueError):
+            summary = json.loads((Path(out) / "summary.json").read_text())
     finally:
         shutil.rmtree(out, ignore_errors=True)
     walls = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
     cpus = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
-    timed = slice(min(spec["warmup"], max(0, len(walls) - 1)), None)
-    result = {"step_s": walls[timed], "cpu_s": cpus[timed], "warmup_s": walls[:timed.start],
-              "median_s": statistics.median(walls[timed]), "cpu_median_s": statistics.median(cpus[timed]),
-              "threads": torch.get_num_threads(), "status": summary["status"], "steps": summary["steps"],
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "vgg": (summary.get("weights") or [{}])[0]}
+    if len(walls) <= warmup:
+        raise RuntimeError(f"only {len(walls)} steps completed ({summary.get('status')}: {summary.get('error')})")
+    result = {"step_s": walls[warmup:], "cpu_s": cpus[warmup:], "warmup_s": walls[:warmup],
+              "median_s": statistics.median(walls[warmup:]), "cpu_median_s": statistics.median(cpus[warmup:]),
+              "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+              "vgg": (summary.get("weights") or [{}])[0].get("network"),
+              "loader_workers": summary.get("loader_workers")}
     if profiler is not None:
         profiling = _load_profiling()
         events = profiler.events()
-        starts = profiling.step_windows(events)
-        first = min(spec["warmup"], len(starts) - 1)
-        timed_steps = len(starts) - first
-        result["profile"] = profiling.summarize(events, timed_steps, start_us=starts[first])
-        result["profile"]["top_ops"] = profiling.top_ops(events, timed_steps, starts[first])
+        marks = profiling.step_windows(events, STEP_MARK)
+        timed = len(marks) - 1 - warmup
+        window = {"start_us": marks[warmup], "end_us": marks[-1]}
+        result["profile"] = profiling.summarize(events, timed, **window)
+        result["profile"]["top_ops"] = profiling.top_ops(events, timed, **window)
+        result["profile"]["rest"] = profiling.top_level_ops(events, timed, **window)
     return result
+
+
+class _Enough(Exception):
+    """Raised at a batch fetch once the worker has timed what it needs (ends the trainer's loop)."""
 
 
 def _cpu_seconds(resource) -> float:
@@ -198,7 +218,7 @@ def make_data(root: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--old", type=Path, default=None, help="checkout of the 'before' commit (3ee7313)")
+    parser.add_argument("--old", type=Path, default=None, help="checkout of the 'before' commit (caf1ebb)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8, help="timed demo steps per run (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2)

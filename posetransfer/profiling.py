@@ -96,11 +96,7 @@ def summarize(events: Sequence[Any], steps: int, start_us: float | None = None,
     ``steps`` is the number of steps in that window. Backward events of forward ops outside every component
     (loss functions, concatenations) count as "losses, checks, logging" with the rest.
     """
-    def inside(event) -> bool:
-        t0, t1 = event.time_range.start, event.time_range.end
-        return (start_us is None or t0 >= start_us) and (end_us is None or t1 <= end_us)
-
-    events = [e for e in events if inside(e)]
+    events = _window(events, start_us, end_us)
     if not events:
         raise ValueError("no profiler events in the window")
     t_first = min(e.time_range.start for e in events) if start_us is None else start_us
@@ -153,22 +149,44 @@ def _has_ancestor(event: Any, prefixes: str | tuple[str, ...]) -> bool:
     return False
 
 
-def step_windows(events: Sequence[Any]) -> list[float]:
-    """Start times (µs) of the data-loader fetches, one per training step: the step boundaries."""
-    starts = sorted(e.time_range.start for e in events
-                    if e.name.startswith(DATA_PREFIX) and not _has_ancestor(e, DATA_PREFIX))
-    return starts
+def step_windows(events: Sequence[Any], marker: str = DATA_PREFIX) -> list[float]:
+    """Start times (µs) of the top-level events whose name starts with ``marker``, sorted: with the default,
+    the data-loader fetches, one per training step (the step boundaries); a caller that marks each step with
+    its own ``record_function`` passes that name."""
+    return sorted(e.time_range.start for e in events if e.name.startswith(marker) and not _has_ancestor(e, marker))
 
 
-def top_ops(events: Sequence[Any], steps: int, start_us: float | None = None, limit: int = 12
-            ) -> list[dict[str, Any]]:
-    """The ops with the most self time per step (aten kernels, backward nodes excluded as containers)."""
+def _window(events: Sequence[Any], start_us: float | None, end_us: float | None) -> list[Any]:
+    return [e for e in events if (start_us is None or e.time_range.start >= start_us)
+            and (end_us is None or e.time_range.end <= end_us)]
+
+
+def top_ops(events: Sequence[Any], steps: int, start_us: float | None = None, end_us: float | None = None,
+            limit: int = 12) -> list[dict[str, Any]]:
+    """The ops with the most self time per step (aten kernels; scopes and backward nodes excluded as
+    containers)."""
     self_time: dict[str, float] = defaultdict(float)
-    for e in events:
-        if start_us is not None and e.time_range.start < start_us:
-            continue
+    for e in _window(events, start_us, end_us):
         if e.name.startswith((SCOPE, BACKWARD_PREFIX, DATA_PREFIX, *OPTIMIZER_PREFIXES)):
             continue
         self_time[e.name] += e.self_cpu_time_total
     ranked = sorted(self_time.items(), key=lambda kv: -kv[1])[:limit]
     return [{"op": name, "self_s": t * 1e-6 / max(1, steps)} for name, t in ranked]
+
+
+def top_level_ops(events: Sequence[Any], steps: int, start_us: float | None = None, end_us: float | None = None,
+                  limit: int = 10) -> list[dict[str, Any]]:
+    """What the remainder ("losses, checks, logging") is made of: the outermost events outside every
+    component, the data loader and the optimisers, by total time per step and calls per step."""
+    total: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    for e in _window(events, start_us, end_us):
+        if e.cpu_parent is not None or e.name.startswith((SCOPE, DATA_PREFIX, *OPTIMIZER_PREFIXES)):
+            continue
+        if e.name.startswith(BACKWARD_PREFIX):
+            continue   # charged to components (or to unattributed_backward) by summarize
+        total[e.name] += e.time_range.elapsed_us()
+        calls[e.name] += 1
+    ranked = sorted(total.items(), key=lambda kv: -kv[1])[:limit]
+    per = max(1, steps)
+    return [{"op": name, "s": t * 1e-6 / per, "calls": calls[name] / per} for name, t in ranked]
