@@ -1,33 +1,39 @@
-"""The training step, before and after the issue-22 changes, idle and beside a CPU-bound process; where its time
-goes (torch.profiler per component); and the full PATN presets' step time. One command:
+"""The demo's training step (batch 8) before and after the issue-22 changes, idle and beside a CPU-bound
+process; what each change bought; where the step's time goes (torch.profiler per component); and the full PATN
+presets' step time. One command (about 10 minutes on an idle 2-core machine):
 
-    python benchmarks/bench_train_step.py --old /tmp/train-old        # git worktree add /tmp/train-old caf1ebb
+    git worktree add /tmp/train-old caf1ebb          # the code before the changes
+    python benchmarks/bench_train_step.py --old /tmp/train-old
 
 writes ``benchmarks/results/train_step.json`` (every figure) and ``train_step.md`` (the README's tables).
 
 How (and why this way):
 
-* Every measurement is a fresh ``posetransfer.train.train`` process (``--worker``), so each variant gets its
-  own OpenMP runtime (the wait policy is read when torch loads) and nothing is shared between variants. The
-  "after" worker first calls ``posetransfer.cpu.prepare_process()``, exactly as the ``posetransfer``
-  command does; "before" runs the old checkout (``--old``, on ``PYTHONPATH``) with the environment as it is
-  (OMP_* variables removed).
-* The step time is taken from timestamps of the trainer's batch fetches (``train._next_batch``, wrapped in
-  the worker): one duration per step, the first ``--warmup`` steps dropped, the median reported; also the
-  process' CPU seconds per step (all threads: spinning threads show up there). A run stops after
-  ``--max-seconds`` of steps (the old step with a busy neighbour can take 15 s), with at least one timed step.
+* Every measurement is a fresh process (``--worker``) that trains the ``demo-synth`` preset exactly as
+  ``posetransfer demo`` does, on the demo's synthetic data (generated once, in a temporary folder): each variant
+  gets its own OpenMP runtime (the wait policy is read when torch loads) and nothing is shared between
+  variants. The "after" worker first calls ``posetransfer.cpu.prepare_process()``, as the ``posetransfer``
+  command does; "before" runs the old checkout (``--old``, first on ``PYTHONPATH``) with the OMP_* variables
+  removed from the environment.
+* The step time comes from timestamps at the trainer's batch fetches (``train._next_batch``, wrapped in the
+  worker): one duration per step, fetch to fetch, the first ``--warmup`` steps dropped, the median reported,
+  with the process' CPU seconds per step (all threads: spinning threads show there). The worker ends the run
+  at a fetch after ``--steps`` timed steps, or once ``--max-seconds`` of timed steps have passed (the old step
+  beside a busy process can take 15 s), so no figure includes the closing checkpoint.
 * Conditions: "idle" (whatever else runs on the machine: the load average is recorded with every run) and
-  "hog" (one ``python -c 'while True: pass'`` started beside it and killed afterwards, always). Variants of one
-  round run interleaved (A B A B ...), ``--rounds`` rounds.
-* Ablations of "after" (idle), each switching one change back: channels_last off, heatmaps with subnormal
-  values (the data fix undone inside the worker), no flush-to-zero, one thread.
-* Profiles (``--profile``): ``torch.profiler`` over ``--profile-steps`` steps after the warm-up, summed per
-  component by ``posetransfer/profiling.py`` (loaded by path, so the old checkout is profiled the same way):
-  forward and backward of G, of each discriminator and of the VGG, the data loader, the optimisers, the rest.
+  "hog" (one ``python -c 'while True: pass'`` started beside the measurement and always killed afterwards).
+  The variants of a round run interleaved (A B C A B C ...), ``--rounds`` rounds.
+* What each change bought: "after" with one change undone — OpenMP spinning (``GOMP_SPINCOUNT=300000``, libgomp's
+  default, which also keeps posetransfer from choosing passive waiting), one thread, channels_last off, heatmaps
+  with their subnormal values (the data fix undone inside the worker), no flush-to-zero, the generator's extras
+  on every step; its time divided by "after"'s.
+* Profiles: ``torch.profiler`` over ``--profile-steps`` steps after the warm-up, summed per component by
+  ``posetransfer/profiling.py`` (loaded by file path, so the old checkout is profiled the same way): forward and
+  backward of G, of each discriminator and of the VGG, the data loader, the optimisers, the rest.
 * Presets: ``patn-market`` (batch 32, 128x64) and ``patn-deepfashion`` (batch 7, 256x176) on synthetic data,
   "after" only, profiled, ``--preset-steps`` timed steps after one warm-up step.
 
-The bench lock (``/tmp/posetransfer-bench.lock``) is taken for the whole run unless ``--no-lock``.
+The bench lock (``/tmp/posetransfer-bench.lock``) is held for the whole run unless ``--no-lock``.
 """
 from __future__ import annotations
 
@@ -72,8 +78,13 @@ def worker(spec: dict) -> dict:
         from posetransfer.data import keypoints as K
 
         K._FLOAT32_TINY = np.float32(0.0)
-    if spec.get("no_flush"):
+    if spec.get("no_flush"):                    # undo flush-to-zero during training
         T.cpu.flush_denormals = lambda enabled=True: contextlib.nullcontext(False)
+    if spec.get("extras_always"):               # undo "extras only on image steps": ask on every step
+        from posetransfer.models.base import Generator
+
+        real_forward = Generator.forward
+        Generator.forward = lambda self, *a, return_extras=False: real_forward(self, *a, return_extras=True)
 
     # one stamp per batch fetch = per step start; the worker ends the run itself (the trainer's own time
     # limit would cut the steps it needs): after ``steps`` timed steps, or once ``max_seconds`` of timed
@@ -204,15 +215,43 @@ def bench_lock(enabled: bool):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def make_data(root: Path) -> dict[str, Path]:
+def make_data(root: Path, identities: int, fashion: bool) -> dict[str, Path]:
+    """The demo's synthetic data (``identities`` x 8 poses at 128x64, seed 0) and, for the DeepFashion preset,
+    a few 256x176 people."""
     sys.path.insert(0, str(REPO))
     from posetransfer.data.synth import generate_dataset
 
-    market = root / "market"
-    generate_dataset(market, size="market", identities=150, poses=8, seed=0, workers=2)   # the demo's data
-    fashion = root / "fashion"
-    generate_dataset(fashion, size="fashion", identities=6, poses=4, seed=0, workers=2)
-    return {"market": market, "fashion": fashion}
+    data = {"market": root / "market", "fashion": root / "fashion"}
+    generate_dataset(data["market"], size="market", identities=identities, poses=8, seed=0, workers=2)
+    if fashion:
+        generate_dataset(data["fashion"], size="fashion", identities=6, poses=4, seed=0, workers=2)
+    return data
+
+
+#: libgomp's own default (spin 300,000 times before sleeping, as when OMP_WAIT_POLICY is unset); set, it also
+#: keeps posetransfer from choosing passive waiting
+SPINNING = {"GOMP_SPINCOUNT": "300000"}
+
+
+def demo_variants(old: Path | None, ablations: bool) -> list[tuple[str, Path, dict, dict, tuple[str, ...]]]:
+    """(label, checkout, environment, spec changes, conditions) of every demo-step measurement. An ablation
+    is "after" with one change undone: its ratio to "after" is what that change bought."""
+    variants = []
+    if old is not None:
+        variants += [("before", old, {}, {}, ("idle", "hog")),
+                     ("before + OMP_WAIT_POLICY=PASSIVE", old, {"OMP_WAIT_POLICY": "PASSIVE"}, {}, ("idle", "hog"))]
+    variants += [("after", REPO, {}, {"prepare": True}, ("idle", "hog"))]
+    if ablations:
+        after = {"prepare": True}
+        variants += [
+            ("after, OpenMP spinning (libgomp default)", REPO, SPINNING, after, ("idle", "hog")),
+            ("after, 1 thread", REPO, {"OMP_NUM_THREADS": "1"}, after, ("idle", "hog")),
+            ("after, channels_last off", REPO, {}, {**after, "overrides": ["train.channels_last=false"]}, ("idle",)),
+            ("after, heatmaps with subnormal values", REPO, {}, {**after, "subnormal_heatmaps": True}, ("idle",)),
+            ("after, no flush-to-zero", REPO, {}, {**after, "no_flush": True}, ("idle",)),
+            ("after, generator extras on every step", REPO, {}, {**after, "extras_always": True}, ("idle",)),
+        ]
+    return variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,14 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--old", type=Path, default=None, help="checkout of the 'before' commit (caf1ebb)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=8, help="timed demo steps per run (after --warmup)")
+    parser.add_argument("--steps", type=int, default=6, help="timed demo steps per run (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--max-seconds", type=float, default=30.0, help="cap on one run's training time")
-    parser.add_argument("--profile-steps", type=int, default=4)
+    parser.add_argument("--max-seconds", type=float, default=25.0,
+                        help="stop a run after this many seconds of timed steps (at least one step is timed)")
+    parser.add_argument("--conditions", nargs="+", default=["idle", "hog"], choices=["idle", "hog"])
+    parser.add_argument("--only", nargs="*", default=None, help="measure only the variants with these labels")
+    parser.add_argument("--identities", type=int, default=150, help="synthetic identities (the demo's 150)")
+    parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--presets", nargs="*", default=["patn-market", "patn-deepfashion"])
-    parser.add_argument("--preset-steps", type=int, default=2)
+    parser.add_argument("--preset-steps", type=int, default=2, help="timed steps per preset (after 1 warm-up)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--tag", default="train_step")
     parser.add_argument("--no-lock", action="store_true")
@@ -238,30 +281,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     with bench_lock(not args.no_lock), tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        tmp_path = Path(tmp)
-        data = make_data(tmp_path)
+        load_at_start = [round(x, 2) for x in os.getloadavg()]
+        data = make_data(Path(tmp), args.identities, any("deepfashion" in p for p in args.presets))
         common = {"preset": "demo-synth", "overrides": DEMO_OVERRIDES, "data": str(data["market"]),
                   "warmup": args.warmup, "steps": args.steps, "max_seconds": args.max_seconds, "tmp": tmp}
-        # (label, checkout, environment, spec changes, conditions)
-        variants = []
-        if args.old is not None:
-            variants += [("before", args.old, {}, {}, ("idle", "hog")),
-                         ("before + OMP_WAIT_POLICY=PASSIVE", args.old, {"OMP_WAIT_POLICY": "PASSIVE"}, {},
-                          ("idle", "hog"))]
-        variants += [("after", REPO, {}, {"prepare": True}, ("idle", "hog")),
-                     ("after, 1 thread", REPO, {"OMP_NUM_THREADS": "1"}, {"prepare": True}, ("idle", "hog"))]
-        if not args.no_ablations:
-            variants += [
-                ("after, channels_last off", REPO, {}, {"prepare": True,
-                                                         "overrides": ["train.channels_last=false"]}, ("idle",)),
-                ("after, heatmaps with subnormal values", REPO, {}, {"prepare": True, "subnormal_heatmaps": True},
-                 ("idle",)),
-                ("after, no flush-to-zero", REPO, {}, {"prepare": True, "no_flush": True}, ("idle",)),
-            ]
+        variants = [v for v in demo_variants(args.old, not args.no_ablations)
+                    if args.only is None or v[0] in args.only]
         runs: list[dict] = []
         timeout = args.max_seconds * 4 + 300
         for r in range(args.rounds):
-            for condition in ("idle", "hog"):
+            for condition in args.conditions:
                 with cpu_hog(condition == "hog"):
                     for label, checkout, env, change, conditions in variants:
                         if condition not in conditions:
@@ -270,16 +299,15 @@ def main(argv: list[str] | None = None) -> int:
                         result = run_worker(spec, checkout, env, timeout)
                         result.update({"label": label, "condition": condition, "round": r})
                         runs.append(result)
-                        print(f"round {r} {condition:4s} {label:40s} {result['median_s']:.3f} s/step "
+                        print(f"round {r} {condition:4s} {label:42s} {result['median_s']:.3f} s/step "
                               f"(cpu {result['cpu_median_s']:.2f} s, {result['threads']} thr, "
                               f"load {result['loadavg_before'][0]})", file=sys.stderr, flush=True)
         profiles: list[dict] = []
         if not args.no_profile:
-            for condition in ("idle", "hog"):
+            for condition in args.conditions:
                 with cpu_hog(condition == "hog"):
                     for label, checkout, env, change, _ in [v for v in variants if v[0] in ("before", "after")]:
-                        spec = {**common, **change, "label": label, "profile": True,
-                                "steps": args.profile_steps, "max_seconds": args.max_seconds * 2}
+                        spec = {**common, **change, "label": label, "profile": True, "steps": args.profile_steps}
                         result = run_worker(spec, checkout, env, timeout)
                         result.update({"label": label, "condition": condition})
                         profiles.append(result)
@@ -292,12 +320,13 @@ def main(argv: list[str] | None = None) -> int:
                     "steps": args.preset_steps, "max_seconds": None, "tmp": tmp, "prepare": True,
                     "profile": True, "label": preset}
             result = run_worker(spec, REPO, {}, timeout=3600)
-            result.update({"label": preset})
+            result.update({"label": preset, "condition": "idle"})
             presets.append(result)
-            print(f"preset {preset}: {result['median_s']:.2f} s/step", file=sys.stderr, flush=True)
+            print(f"preset {preset}: {result['median_s']:.2f} s/step (load {result['loadavg_before'][0]})",
+                  file=sys.stderr, flush=True)
 
-    result = {"machine": _machine(), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                                              if k != "worker"},
+    result = {"machine": _machine(), "loadavg_start": load_at_start,
+              "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "worker"},
               "runs": runs, "profiles": profiles, "presets": presets, "summary": summarize(runs),
               "seconds": round(time.time() - started, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -341,46 +370,60 @@ def _fmt(entry: dict | None) -> str:
     return f"{entry['median_s']:.3f} ({entry['min_s']:.3f}–{entry['max_s']:.3f})"
 
 
+def _ratio(numerator: dict | None, denominator: dict | None) -> str:
+    if not numerator or not denominator:
+        return "–"
+    return f"{numerator['median_s'] / denominator['median_s']:.2f}x"
+
+
 def markdown(result: dict) -> str:
+    """The README's tables: the demo step per variant and condition, where its time went, the presets."""
     summary = result["summary"]
-    before = summary.get("before", {})
-    lines = ["| demo step, batch 8 (s) | idle | beside a CPU-bound process | speed-up idle / hog vs before |",
-             "|---|---|---|---|"]
+    before, after = summary.get("before", {}), summary.get("after", {})
+    lines = ["| demo step, batch 8 (s per step) | idle | beside a CPU-bound process | CPU s per step idle / beside "
+             "| before ÷ this, idle / beside | this ÷ after = what the change bought, idle / beside |",
+             "|---|---|---|---|---|---|"]
     for label, conditions in summary.items():
-        speed = []
-        for condition in ("idle", "hog"):
-            if condition in conditions and condition in before:
-                speed.append(f"{before[condition]['median_s'] / conditions[condition]['median_s']:.2f}x")
-            else:
-                speed.append("–")
-        lines.append(f"| {label} | {_fmt(conditions.get('idle'))} | {_fmt(conditions.get('hog'))} | "
-                     f"{' / '.join(speed)} |")
+        idle, hog = conditions.get("idle"), conditions.get("hog")
+        cpu = " / ".join(f"{c['cpu_median_s']:.2f}" if c else "–" for c in (idle, hog))
+        speed = " / ".join(_ratio(before.get(c), conditions.get(c)) for c in ("idle", "hog"))
+        bought = "–" if label == "after" or label.startswith("before") else \
+            " / ".join(_ratio(conditions.get(c), after.get(c)) for c in ("idle", "hog"))
+        lines.append(f"| {label} | {_fmt(idle)} | {_fmt(hog)} | {cpu} | {speed} | {bought} |")
     loads = [r["loadavg_before"][0] for r in result["runs"]]
     if loads:
-        lines.append("")
-        lines.append(f"Medians of {result['args']['rounds']} interleaved rounds (per run: the median of "
-                     f"{result['args']['steps']} steps after {result['args']['warmup']} warm-up steps; range = "
-                     f"min–max of the run medians); 1-minute load average {min(loads):.2f}–{max(loads):.2f} at the "
-                     f"start of the runs; {result['machine'].get('cpu', '?')}, {result['machine']['affinity']} CPUs.")
-    if result["profiles"]:
-        lines += ["", "| where the time went (s per step) | condition | step | G fwd / bwd | "
-                      + " | ".join(f"{name} fwd / bwd" for name in _disc_names(result))
-                      + " | VGG fwd / bwd | data | optimisers | rest |",
-                  "|---|---|---|---|" + "---|" * len(_disc_names(result)) + "---|---|---|---|"]
-        for p in result["profiles"] + result["presets"]:
+        args = result["args"]
+        lines += ["", f"Medians of {args['rounds']} interleaved rounds (per run: the median of up to {args['steps']} "
+                      f"steps after {args['warmup']} warm-up steps, fewer when {args['max_seconds']:.0f} s of "
+                      f"steps had passed; range = min–max of the run medians); 1-minute load average "
+                      f"{min(loads):.2f}–{max(loads):.2f} at the start of the runs ({result['loadavg_start'][0]} "
+                      f"before the benchmark); {result['machine'].get('cpu', '?')}, {result['machine']['affinity']} "
+                      f"CPUs. Ratios above 1 = faster than the compared row."]
+    rows = result["profiles"] + result["presets"]
+    if rows:
+        names = _disc_names(result)
+        lines += ["", "| where the time went (s per step, torch.profiler) | condition | step | G fwd / bwd | "
+                      + " | ".join(f"{name} fwd / bwd" for name in names)
+                      + " | VGG fwd / bwd | data | optimisers | rest (losses, checks, logging) |",
+                  "|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|"]
+        for p in rows:
             prof = p["profile"]
             comp = prof["components"]
             cells = [p["label"], p.get("condition", "idle"), f"{prof['step_s']:.3f}", _fb(comp.get("G"))]
-            cells += [_fb(comp.get(name)) for name in _disc_names(result)]
+            cells += [_fb(comp.get(name)) for name in names]
             cells += [_fb(comp.get("VGG")), f"{prof['data_s']:.3f}", f"{prof['optimizers_s']:.3f}",
                       f"{prof['other_s']:.3f}"]
             lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"Profiles: {result['args']['profile_steps']} demo steps after the warm-up (presets: their timed "
+                      "steps); backward = autograd nodes charged to the module whose forward created them; rest = "
+                      "losses, their backward, concatenations, checks and Python between ops."]
     if result["presets"]:
-        lines += ["", "| preset (after) | batch | step (s) | steps timed | threads |", "|---|---|---|---|---|"]
+        lines += ["", "| preset (after) | batch, size | step (s) | steps timed | threads |", "|---|---|---|---|---|"]
+        sizes = {"patn-market": "32, 128×64", "patn-deepfashion": "7, 256×176"}
         for p in result["presets"]:
-            batch = {"patn-market": 32, "patn-deepfashion": 7}.get(p["label"], "?")
-            lines.append(f"| {p['label']} | {batch} | {p['median_s']:.2f} ({min(p['step_s']):.2f}–"
-                         f"{max(p['step_s']):.2f}) | {len(p['step_s'])} after 1 warm-up | {p['threads']} |")
+            lines.append(f"| {p['label']} | {sizes.get(p['label'], '?')} | {p['median_s']:.2f} "
+                         f"({min(p['step_s']):.2f}–{max(p['step_s']):.2f}) | {len(p['step_s'])} after 1 warm-up, "
+                         f"load {p['loadavg_before'][0]} | {p['threads']} |")
     return "\n".join(lines)
 
 
