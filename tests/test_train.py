@@ -307,6 +307,37 @@ def test_device_settings_use_amp_cudnn_and_pinned_non_blocking_copies_only_on_cu
     assert torch.equal(moved["image"], batch["image"]) and moved["name"] == "x"
 
 
+def test_the_loop_applies_its_device_settings(data, tmp_path, monkeypatch):
+    """The settings reach the code that uses them: with a CUDA-like settings object (forced on this CPU-only
+    machine) the DataLoader is asked for pinned memory, every batch is copied with non_blocking=True,
+    cudnn.benchmark is switched on and the generator goes through torch.compile with the chosen backend."""
+    import torch.utils.data as tud
+
+    import posetransfer.train as T
+
+    gpu_like = T.DeviceSettings(amp=False, cudnn_benchmark=True, pin_memory=True, non_blocking=True,
+                                compile="aot_eager", channels_last=None)
+    monkeypatch.setattr(T, "device_settings", lambda device, cfg: gpu_like)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    pinned, copies, compiled = [], [], []
+    real_loader, real_to_device, real_compile = tud.DataLoader, T._to_device, torch.compile
+
+    def loader(*args, **kwargs):
+        pinned.append(kwargs.get("pin_memory"))
+        kwargs["pin_memory"] = False       # nothing to pin for without an accelerator
+        return real_loader(*args, **kwargs)
+
+    monkeypatch.setattr(tud, "DataLoader", loader)
+    monkeypatch.setattr(T, "_to_device", lambda batch, device, non_blocking=False: (
+        copies.append(non_blocking), real_to_device(batch, device, non_blocking))[1])
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: (compiled.append(kw.get("backend")),
+                                                               real_compile(model, **kw))[1])
+    summary = train(tiny_config("train.checkpoint_every=100"), data, tmp_path, steps=2, progress=False)
+    assert summary["status"] == "completed"
+    assert pinned and all(pinned) and copies == [True, True] and compiled == ["aot_eager"]
+    assert torch.backends.cudnn.benchmark is True
+
+
 def test_channels_last_is_automatic_on_cpu_for_models_without_instance_norm():
     from posetransfer.models.registry import build_generator
     from posetransfer.train import use_channels_last
