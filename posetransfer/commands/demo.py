@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if args.identities < 4:
         raise ConfigError(f"--identities must be >= 4, got {args.identities}")
+    from ..config import check_seed
+
+    check_seed(args.seed)
     metrics = run_demo(args.out, minutes=args.minutes, steps=args.steps, identities=args.identities,
                        eval_pairs=args.eval_pairs, seed=args.seed, overrides=args.overrides,
                        vgg_weights=args.vgg_weights, progress=not args.no_progress)

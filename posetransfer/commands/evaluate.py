@@ -57,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         return _table(args)
     if not args.generated or not args.data:
         raise ConfigError("eval needs --generated DIR and --data DIR (or --table RESULTS.json ...)")
+    for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--panels", args.panels)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    from ..distributed import parse_device
+
+    parse_device(args.device)
     from ..evaluation import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
