@@ -354,14 +354,12 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def _machine() -> dict:
-    info = {"python": sys.version.split()[0], "cpu_count": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)), "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    return info
+    """posetransfer.bench's machine record (CPU, cores, torch, load average at the end) and the CPUs this
+    process may run on."""
+    sys.path.insert(0, str(REPO))
+    from posetransfer.bench import machine_info
+
+    return {**machine_info(), "affinity": len(os.sched_getaffinity(0))}
 
 
 def _fmt(entry: dict | None) -> str:
