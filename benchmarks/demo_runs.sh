@@ -6,7 +6,7 @@
 #
 #   bash benchmarks/demo_runs.sh [OUT]          # about 8 + 12 minutes on an idle 2-core CPU
 #
-# Environment: POSETRANSFER (default: `posetransfer` on PATH), PYTHON (for the hog, default python3),
+# Environment: POSETRANSFER (the command, word-split; default: `posetransfer` on PATH), PYTHON (for the hog, default python3),
 # LOCK (default /tmp/posetransfer-bench.lock: every timing on a shared machine holds it), RUNS ("quiet hog").
 set -euo pipefail
 
@@ -34,7 +34,7 @@ one_run() {
     fi
     load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     t0=$(date +%s)
-    "$POSETRANSFER" demo --out "$dir" --no-progress 2>"$dir.log" | tee "$dir.console.txt"
+    $POSETRANSFER demo --out "$dir" --no-progress 2>"$dir.log" | tee "$dir.console.txt"
     t1=$(date +%s)
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     if [ -n "$hog" ]; then kill "$hog"; wait "$hog" 2>/dev/null || true; trap - EXIT; fi
