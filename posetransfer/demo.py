@@ -62,6 +62,7 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     from .io import write_json
     from .modelfile import save_generator
     from .train import UNBOUNDED_STEPS, train
+    from .training.build import build_initial_generator
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,8 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
 
     # 3. evaluation on held-out identities, in the frame and with the pose maps of the trained file's contract
     trained = load_model(run)
-    untrained = InferenceModel(_untrained_like(config), trained.contract, name="untrained")
+    # the demo network exactly as the trainer initialised it (same seed, same build)
+    untrained = InferenceModel(build_initial_generator(config).eval(), trained.contract, name="untrained")
     pairs_ds = _test_pairs(data, trained, eval_pairs, seed)
     results, examples = evaluate_models(pairs_ds, {"model": trained, "untrained": untrained})
     t_eval = time.time() - t0 - t_data - t_train
@@ -187,16 +189,6 @@ def verdict(metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     return {"verdict": lines, "passed": passed, "advice": advice}
 
 
-def _untrained_like(config: dict[str, Any]) -> torch.nn.Module:
-    """The demo network exactly as the trainer initialised it (same seed, same build order)."""
-    from .models.registry import build_generator
-    from .train import _seed_everything
-
-    _seed_everything(config["train"]["seed"])
-    model_cfg = dict(config["model"])
-    return build_generator(model_cfg.pop("name"), **model_cfg).eval()
-
-
 def _test_pairs(data: Path, model, limit: int, seed: int):
     """A seeded sample of the test pairs (held-out identities), with ``model``'s frame and pose maps."""
     from .data.dataset import PairDataset
@@ -214,14 +206,14 @@ def _test_pairs(data: Path, model, limit: int, seed: int):
 @torch.no_grad()
 def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                     examples: int = 6) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """SSIM / L1 (PATN protocol, uint8 images) of each model (:class:`posetransfer.inference.InferenceModel`)
-    and of copying the source; plus an example grid."""
+    """SSIM / L1 (PATN protocol, uint8 images; :class:`posetransfer.evaluation.Scorer`, as ``posetransfer
+    eval`` scores files) of each model (:class:`posetransfer.inference.InferenceModel`) and of copying the
+    source; plus an example grid."""
+    from .evaluation import Scorer
     from .io import tensor_range_to_image
     from .logging_utils import pose_images
-    from .metrics.pixel import l1 as l1_metric
-    from .metrics.ssim import ssim_patn
 
-    scores: dict[str, dict[str, list[float]]] = {name: {"ssim": [], "l1": []} for name in [*models, "copy_source"]}
+    scorers = {name: Scorer("patn", "market", metrics=list(METRICS)) for name in [*models, "copy_source"]}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     grid_rows: list[np.ndarray] = []
     for batch in loader:
@@ -231,10 +223,8 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
         outputs["copy_source"] = batch["source_image"]
         targets = [tensor_range_to_image(t.numpy()) for t in batch["target_image"]]
         for name, images in outputs.items():
-            for image, target in zip(images, targets):
-                generated = tensor_range_to_image(image.float().numpy())
-                scores[name]["ssim"].append(ssim_patn(generated, target))
-                scores[name]["l1"].append(l1_metric(generated, target))
+            scorers[name].add([(i, tensor_range_to_image(image.float().numpy()), target, None)
+                               for i, (image, target) in enumerate(zip(images, targets))])
         if len(grid_rows) < examples:
             n = min(examples - len(grid_rows), len(targets))
             poses = pose_images(batch, tuple(batch["target_image"].shape[2:]), n)
@@ -248,8 +238,7 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                          targets[i]]
                 grid_rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
                                                  for c in cells], axis=1))
-    results = {name: {metric: float(np.mean(values)) for metric, values in per.items()}
-               for name, per in scores.items()}
+    results = {name: {metric: scorer.finish()[0][metric] for metric in METRICS} for name, scorer in scorers.items()}
     return results, np.concatenate(grid_rows, axis=0)
 
 
