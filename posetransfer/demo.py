@@ -61,7 +61,6 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     from .inference import InferenceModel, load_model
     from .io import write_json
     from .modelfile import save_generator
-    from .train import UNBOUNDED_STEPS, train
     from .training.build import build_initial_generator
 
     out = Path(out)
@@ -87,29 +86,7 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
 
     if list_checkpoints(checkpoints_root(run)):
         raise DataError(f"{run}: holds a previous demo run; choose another --out or delete it")
-    if minutes is None:
-        steps = planned if steps is None else steps
-        log.info("training %d steps (fixed, seeded schedule; the trainer estimates the time after its first "
-                 "steps)", steps)
-        schedule = [f"optim.iterations={steps}", f"optim.decay_start={steps // 2}"]
-        summary = train(config, data, run, overrides=schedule, steps=steps, vgg_weights=vgg_weights,
-                        progress=progress)
-    else:
-        budget = minutes * 60.0
-        constant = [f"optim.iterations={UNBOUNDED_STEPS}", f"optim.decay_start={UNBOUNDED_STEPS}"]
-        first = train(config, data, run, overrides=constant, steps=UNBOUNDED_STEPS, vgg_weights=vgg_weights,
-                      max_seconds=budget / 2, progress=progress)
-        done = first["steps"]
-        rate = first["steady_iterations_per_second"] or first["iterations_per_second"]
-        # the second session pays the same start-up (VGG, data, resume) as the first: time outside its steps
-        startup = max(0.0, first["session_seconds"] - done / rate)
-        remaining = budget - first["session_seconds"]
-        total = done + max(1, int(rate * (remaining - startup) * 0.97))
-        log.info("%.2f it/s after warm-up: %d steps at the constant rate, decay to 0 over %d more "
-                 "(%.1f-minute budget)", rate, done, total - done, minutes)
-        schedule = [f"optim.iterations={total}", f"optim.decay_start={done}"]
-        summary = train(None, data, run, resume=True, overrides=schedule, steps=total, vgg_weights=vgg_weights,
-                        max_seconds=max(1.0, remaining), progress=progress)
+    summary = _train_schedule(config, data, run, minutes, planned if steps is None else steps, vgg_weights, progress)
     t_train = time.time() - t0 - t_data
 
     # 3. evaluation on held-out identities, in the frame and with the pose maps of the trained file's contract
@@ -147,6 +124,37 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     write_json(out / "metrics.json", metrics)
     _write_html(out / "report.html", metrics, config)
     return metrics
+
+
+def _train_schedule(config: dict[str, Any], data: Path, run: Path, minutes: float | None, steps: int, vgg_weights,
+                    progress: bool) -> dict[str, Any]:
+    """Train ``steps`` (a fixed schedule), or fit the schedule into ``minutes``: the first half runs at the
+    constant learning rate until half the time is spent (which also measures this machine's real speed), then
+    the linear decay to 0 is stretched over the steps that fit in the other half, so it ends on time whatever
+    the CPU. Returns the trainer's summary of the last session."""
+    from .train import UNBOUNDED_STEPS, train
+
+    if minutes is None:
+        log.info("training %d steps (fixed, seeded schedule; the trainer estimates the time after its first "
+                 "steps)", steps)
+        schedule = [f"optim.iterations={steps}", f"optim.decay_start={steps // 2}"]
+        return train(config, data, run, overrides=schedule, steps=steps, vgg_weights=vgg_weights,
+                     progress=progress)
+    budget = minutes * 60.0
+    constant = [f"optim.iterations={UNBOUNDED_STEPS}", f"optim.decay_start={UNBOUNDED_STEPS}"]
+    first = train(config, data, run, overrides=constant, steps=UNBOUNDED_STEPS, vgg_weights=vgg_weights,
+                  max_seconds=budget / 2, progress=progress)
+    done = first["steps"]
+    rate = first["steady_iterations_per_second"] or first["iterations_per_second"]
+    # the second session pays the same start-up (VGG, data, resume) as the first: time outside its steps
+    startup = max(0.0, first["session_seconds"] - done / rate)
+    remaining = budget - first["session_seconds"]
+    total = done + max(1, int(rate * (remaining - startup) * 0.97))
+    log.info("%.2f it/s after warm-up: %d steps at the constant rate, decay to 0 over %d more "
+             "(%.1f-minute budget)", rate, done, total - done, minutes)
+    schedule = [f"optim.iterations={total}", f"optim.decay_start={done}"]
+    return train(None, data, run, resume=True, overrides=schedule, steps=total, vgg_weights=vgg_weights,
+                 max_seconds=max(1.0, remaining), progress=progress)
 
 
 def beats_baseline(model: dict[str, float], baseline: dict[str, float]) -> dict[str, bool]:
