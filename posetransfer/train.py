@@ -304,16 +304,6 @@ def _find_resume_checkpoint(run: Path) -> Path | None:
     return folder
 
 
-def _find_resume_checkpoint(run: Path) -> Path | None:
-    root = ckpt.checkpoints_root(run)
-    folder = ckpt.latest_valid(root)
-    if folder is None and ckpt.list_checkpoints(root):
-        raise CheckpointError(f"{root}: every checkpoint is corrupt or incomplete; cannot resume")
-    if folder is None:
-        log.warning("%s: nothing to resume, starting from scratch", run)
-    return folder
-
-
 def _to_device(batch: dict[str, Any], device: torch.device, non_blocking: bool = False) -> dict[str, Any]:
     """Tensors of ``batch`` on ``device``; ``non_blocking`` (from pinned memory) lets the copy overlap."""
     return {k: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
