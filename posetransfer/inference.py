@@ -41,7 +41,7 @@ from .apps import crop as C
 from .apps.poses import CropMode, Pose, Prepared, estimate_pose, prepare_source, target_to_model
 from .checkpoint import STATE_FILE, resolve_generator_file
 from .data import keypoints as K
-from .data.prepare import parse_size
+from .data.layout import parse_size
 from .errors import CheckpointError, ConfigError, DataError, ModelError
 from .io import image_to_tensor_range
 from .modelfile import HEATMAPS, MARKET_DEFAULT, InputContract, load_generator_file

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from ..data import keypoints as K
-from ..data.prepare import IMAGE_SUFFIXES, parse_size, read_dataset_json
+from ..data.layout import IMAGE_SUFFIXES, parse_size, read_dataset_json
 from ..errors import DataError, PoseError, PosetransferError
 from ..io import read_image
 from . import crop as C
@@ -65,10 +65,8 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
 
 def estimate_pose(image: np.ndarray, where: str) -> Pose:
     """Keypoints of the person in ``image`` with the pose estimator; errors name ``where``."""
-    try:
-        from ..pose import estimate_keypoints
-    except ImportError as exc:
-        raise PoseError(f"{where}: pose estimation is unavailable ({exc}); give the keypoints as JSON") from None
+    from ..pose import estimate_keypoints  # mediapipe itself is imported (and its absence reported) there
+
     try:
         kp = estimate_keypoints(image)
     except PoseError as exc:

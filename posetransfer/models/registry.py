@@ -68,11 +68,7 @@ def _ensure_loaded() -> None:
     if _loaded:
         return
     for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency inside an existing file: surface it
-                raise
+        importlib.import_module(module)
     _loaded = True
 
 

@@ -19,7 +19,7 @@ TINY_MODEL = {"ngf": 8, "n_blocks": 2, "norm": "batch", "dropout": 0.0}
 
 def standin_dataset(root: Path, identities: int = 4, poses: int = 3, seed: int = 0) -> Path:
     """A stick-figure dataset in the PATN layout, used only while posetransfer.data.synth is missing."""
-    from posetransfer.data.prepare import build_pairs
+    from posetransfer.data.layout import build_pairs
 
     rng = np.random.default_rng(seed)
     for split, ids in (("train", range(identities)), ("test", range(identities, identities + 2))):
