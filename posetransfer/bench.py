@@ -541,7 +541,7 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         if fast is not None:
             row["throughput_fast"][batch] = batch / timings["fast"]["median_s"]
             row["time_runs"][f"fast_b{batch}"] = timings["fast"]["runs_s"]
-        del inputs
+        inputs = ()  # free this batch's tensors before the next is built (the closures above are done)
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
         common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),

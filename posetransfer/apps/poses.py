@@ -32,6 +32,11 @@ class Pose:
     where: str = "pose"
 
 
+def image_size(image: np.ndarray) -> tuple[int, int]:
+    """(H, W) of an H×W(×C) image array (``shape[:2]``, typed as a pair)."""
+    return int(image.shape[0]), int(image.shape[1])
+
+
 def read_pose_file(path: str | os.PathLike) -> Pose:
     """A keypoints JSON file: OpenPose BODY_25 / COCO-18, or our ``{"keypoints": [[y, x]...], "size": [H, W]}``."""
     path = Path(path)
@@ -75,7 +80,7 @@ def estimate_pose(image: np.ndarray, where: str) -> Pose:
     kp = K.validate_keypoints(kp, where=where)
     if int((~K.missing_mask(kp)).sum()) < C.MIN_JOINTS:
         raise PoseError(f"{where}: no person found")
-    return Pose(kp, image.shape[:2], where)
+    return Pose(kp, image_size(image), where)
 
 
 def load_pose(spec: str | os.PathLike) -> Pose:
@@ -123,10 +128,10 @@ def prepare_source(photo: np.ndarray, pose: Pose, size: tuple[int, int], crop: C
 
     ``crop="auto"`` leaves photos that already have the frame's size alone (dataset images).
     """
-    if _use_identity(photo.shape[:2], size, crop):
-        box = C.CropBox.full(photo.shape[:2])
+    if _use_identity(image_size(photo), size, crop):
+        box = C.CropBox.full(image_size(photo))
     else:
-        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where, photo_size=photo.shape[:2])
+        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where, photo_size=image_size(photo))
     image = C.crop_image(photo, box, size, pad, where=pose.where)
     return Prepared(image, C.keypoints_to_model(pose.keypoints, box, size), box, photo)
 

@@ -104,8 +104,9 @@ def _build(table: dict[str, Callable[..., nn.Module]], role: str, name: str, con
     if name not in table:
         raise ModelError(f"unknown {role} {name!r}; known: {', '.join(sorted(table))}")
     model = _build_checked(table[name], role, name, config)
-    model.arch = name
-    model.config = _resolved_config(table[name], model, name, config)
+    # plain attributes: setattr, since nn.Module.__setattr__ is typed for tensors and modules only
+    setattr(model, "arch", name)
+    setattr(model, "config", _resolved_config(table[name], model, name, config))
     return model
 
 
