@@ -255,45 +255,33 @@ def convert_fashion_annotations(src_csv: str | os.PathLike, dst_csv: str | os.Pa
     return converted
 
 
-def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
-                        image_folder: str | os.PathLike | None = None,
-                        train_list: str | os.PathLike | None = None,
-                        test_list: str | os.PathLike | None = None,
-                        size: tuple[int, int] = K.FASHION_SIZE,
-                        annotations: Mapping[str, str | os.PathLike] | None = None,
-                        raw_annotations: Mapping[str, str | os.PathLike] | None = None,
-                        pairs: Mapping[str, str | os.PathLike] | None = None,
-                        quality: int = 75, overwrite: bool = False) -> PrepareReport:
-    """Build ``<out>/{train,test}`` (256×176 crops named by :func:`flatten_fashion_name`) from the In-shop tree.
-
-    ``src`` holds ``img/`` (256×256) or ``img_highres/`` and ``train.lst``/``test.lst`` (the official lists,
-    48,674 / 4,038 names). Every image is framed by :func:`fit_to_frame` and saved as JPEG with ``quality``
-    75 (PIL's default, what the official script produced). Annotation/pairs CSVs found in ``src``
-    (``fasion-resize-*``) or given per split are validated and installed; 256×256 annotation CSVs
-    (``raw_annotations``) are converted. Existing output images are kept unless ``overwrite``.
-    """
-    src, out = Path(src), Path(out)
-    if not src.is_dir():
-        raise DataError(f"{src}: DeepFashion folder not found")
+def _find_image_folder(src: Path, image_folder: str | os.PathLike | None) -> Path:
+    """The In-shop image tree: ``image_folder`` if given, else ``img/`` or ``img_highres/`` in ``src``."""
     if image_folder is None:
         for candidate in FASHION_IMAGE_FOLDERS:
             if (src / candidate).is_dir():
-                image_folder = src / candidate
-                break
-        else:
-            raise DataError(f"{src}: no img/ or img_highres/ folder (the In-shop image tree)")
+                return src / candidate
+        raise DataError(f"{src}: no img/ or img_highres/ folder (the In-shop image tree)")
     image_folder = Path(image_folder)
     if not image_folder.is_dir():
         raise DataError(f"{image_folder}: image folder not found")
-    lists = {"train": Path(train_list) if train_list else src / "train.lst",
-             "test": Path(test_list) if test_list else src / "test.lst"}
+    return image_folder
+
+
+def _split_of_names(lists: Mapping[str, Path]) -> dict[str, str]:
+    """Flat image name → its split, from the official ``train.lst``/``test.lst``; a name in both is an error."""
     wanted: dict[str, str] = {}
     for split in SPLITS:
         for name in _read_list(lists[split]):
             if wanted.setdefault(name, split) != split:
                 raise DataError(f"{lists[split]}: {name} is listed in both train and test")
-    report = PrepareReport(kind="fashion", out=out, written={s: 0 for s in SPLITS},
-                           existing={s: 0 for s in SPLITS})
+    return wanted
+
+
+def _frame_fashion_images(image_folder: Path, out: Path, wanted: Mapping[str, str], size: tuple[int, int],
+                          quality: int, overwrite: bool, report: PrepareReport) -> set[str]:
+    """Walk the image tree in sorted order and write every listed image to ``out/<split>/<flat name>``
+    (framed by :func:`fit_to_frame`, or copied when it already has the frame); returns the names found."""
     found: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(image_folder):
         dirnames.sort()
@@ -323,6 +311,36 @@ def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
             else:
                 save_image(target, fit_to_frame(image, size), quality=quality)
             report.written[split] += 1
+    return found
+
+
+def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
+                        image_folder: str | os.PathLike | None = None,
+                        train_list: str | os.PathLike | None = None,
+                        test_list: str | os.PathLike | None = None,
+                        size: tuple[int, int] = K.FASHION_SIZE,
+                        annotations: Mapping[str, str | os.PathLike] | None = None,
+                        raw_annotations: Mapping[str, str | os.PathLike] | None = None,
+                        pairs: Mapping[str, str | os.PathLike] | None = None,
+                        quality: int = 75, overwrite: bool = False) -> PrepareReport:
+    """Build ``<out>/{train,test}`` (256×176 crops named by :func:`flatten_fashion_name`) from the In-shop tree.
+
+    ``src`` holds ``img/`` (256×256) or ``img_highres/`` and ``train.lst``/``test.lst`` (the official lists,
+    48,674 / 4,038 names). Every image is framed by :func:`fit_to_frame` and saved as JPEG with ``quality``
+    75 (PIL's default, what the official script produced). Annotation/pairs CSVs found in ``src``
+    (``fasion-resize-*``) or given per split are validated and installed; 256×256 annotation CSVs
+    (``raw_annotations``) are converted. Existing output images are kept unless ``overwrite``.
+    """
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise DataError(f"{src}: DeepFashion folder not found")
+    image_folder = _find_image_folder(src, image_folder)
+    lists = {"train": Path(train_list) if train_list else src / "train.lst",
+             "test": Path(test_list) if test_list else src / "test.lst"}
+    wanted = _split_of_names(lists)
+    report = PrepareReport(kind="fashion", out=out, written={s: 0 for s in SPLITS},
+                           existing={s: 0 for s in SPLITS})
+    found = _frame_fashion_images(image_folder, out, wanted, size, quality, overwrite, report)
     for split in SPLITS:
         missing = [n for n, s in wanted.items() if s == split and n not in found]
         if missing:
