@@ -85,7 +85,8 @@ QUICK_DISCRIMINATOR = {"ndf": 8, "n_blocks": 1}
 QUICK_SPECTRAL_DISCRIMINATOR = {"ndf": 8, "max_channels": 16}
 
 #: Published model size and speed on DeepFashion (GPU figures; the tables give no CPU numbers):
-#: PATN/APATN TPAMI Table 2 (papers/001) and PoNA TIP Table II (papers/002, Titan Xp); GFLA's 14.04 M as the
+#: PATN/APATN TPAMI Table 2 (Zhu et al., "Progressive and Aligned Pose Attention Transfer ...") and PoNA TIP
+#: Table II (Li et al., "PoNA: Pose-Guided Non-Local Attention ...", IEEE TIP 2020; Titan Xp); GFLA's 14.04 M as the
 #: later papers' tables give it (e.g. PIDM CVPR'23 Table 1), no speed.
 PUBLISHED: dict[tuple[str, int | None], dict[str, Any]] = {
     ("patn", 9): {"params_m": 41.36, "speed": "60.61 fps [PATN T2]; 97.37 fps [PoNA T-II]"},
@@ -541,7 +542,7 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         if fast is not None:
             row["throughput_fast"][batch] = batch / timings["fast"]["median_s"]
             row["time_runs"][f"fast_b{batch}"] = timings["fast"]["runs_s"]
-        del inputs
+        inputs = ()  # free this batch's tensors before the next is built (the closures above are done)
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
         common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .data import keypoints as K
-from .data.prepare import default_size, detect_kind, find_split_files, read_dataset_json
+from .data.layout import default_size, detect_kind, find_split_files, read_dataset_json
 from .errors import DataError
 from .io import read_image, write_json
 from .metrics.matching import STRIP_PANELS, GeneratedFile, Matching, load_generated, match_generated

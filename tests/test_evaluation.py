@@ -192,7 +192,6 @@ def test_deepfashion_ssim_is_padded_under_the_patn_protocol(tmp_path):
 
 
 def test_pckh_runs_the_pose_estimator_on_generated_images(tmp_path):
-    pytest.importorskip("mediapipe")
     import importlib.util
 
     from posetransfer.pose import estimate_keypoints

@@ -58,10 +58,7 @@ import posetransfer.training.step  # noqa: E402
 # driver, so every forked child starts at once. Only tiny tensors are created: no parallel kernels run.
 registry.generator_names()
 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-try:
-    import torch.utils.tensorboard  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+import torch.utils.tensorboard  # noqa: E402,F401
 
 
 def _die() -> None:
