@@ -308,11 +308,11 @@ class OnnxGenerator:
             import onnxruntime as ort
         except ImportError:
             raise ModelError("running an ONNX model needs onnxruntime: pip install 'posetransfer[export]'") from None
-        from .runtime import available_cores
+        from .cpu import available_cpus
 
         self.path = Path(path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or available_cores())
+        options.intra_op_num_threads = int(threads or available_cpus())
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

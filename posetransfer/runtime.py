@@ -13,26 +13,27 @@ lead. The policy is read once, when libgomp is loaded (at ``import torch``), so 
 can only be chosen before that; :func:`configure_threads` sets it through the environment when it still
 can (and leaves an explicit ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` of the user alone).
 
-Thread count: one per core this process may run on (``os.sched_getaffinity``, which respects ``taskset``
-and container CPU sets, where ``os.cpu_count()`` does not). More threads than cores only adds barriers
-waiting for preempted threads.
+Thread count: one per CPU this process may run on (:func:`posetransfer.cpu.available_cpus`: the affinity
+mask, capped by a cgroup quota, where ``os.cpu_count()`` counts the whole host). More threads than cores only
+adds barriers waiting for preempted threads.
 
-The commands that run a generator (``test``, ``transfer``, ``export``) call :func:`configure_threads`
-before importing torch; library users call it themselves at the top of their program, or export
-``OMP_WAIT_POLICY=PASSIVE``. :func:`thread_settings` describes what is in force (recorded in results
-files). Training has its own settings (it runs few, large ops, where spinning costs less).
+The ``posetransfer`` command sets the policy and the thread count for every subcommand before torch is
+imported (:func:`posetransfer.cpu.prepare_process`); the commands that run a generator then apply
+``--threads`` through :func:`configure_threads`. Library users call :func:`configure_threads` at the top of
+their program, or export ``OMP_WAIT_POLICY=PASSIVE``. :func:`thread_settings` describes what is in force
+(recorded in results files). This module holds what inference decides from those settings (the fast path
+uses Winograd only with passive waiting: :func:`waits_passively`); :mod:`posetransfer.cpu` the settings.
 """
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import asdict, dataclass
+
+from .cpu import WAIT_VARIABLES, available_cpus, intra_op_threads, prefer_passive_waiting, torch_loaded
 
 log = logging.getLogger(__name__)
 
-#: the environment variables libgomp reads for its wait policy (at load time only)
-WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 WAIT_POLICIES = ("passive", "active", "default")
 
 
@@ -48,14 +49,6 @@ class ThreadSettings:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def available_cores() -> int:
-    """The number of CPUs this process may run on (affinity mask; ``os.cpu_count()`` where unsupported)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def effective_wait_policy() -> str:
@@ -81,26 +74,29 @@ def configure_threads(threads: int | None = None, wait_policy: str = "passive") 
     OpenMP ``wait_policy`` (``passive`` | ``active`` | ``default``: leave libgomp's own). Returns what is
     in force.
 
-    Without ``threads``, the count becomes :func:`available_cores` only in a process that has not imported
+    Without ``threads``, the count becomes :func:`posetransfer.cpu.intra_op_threads` (``OMP_NUM_THREADS``, else
+    the CPUs this process may use) only in a process that has not imported
     torch yet (a command starting): a program that already runs torch keeps the count it chose.
     """
     if wait_policy not in WAIT_POLICIES:
         raise ValueError(f"wait_policy must be one of {', '.join(WAIT_POLICIES)}, got {wait_policy!r}")
     user_set = any(os.environ.get(name) for name in WAIT_VARIABLES)
-    torch_loaded = "torch" in sys.modules
+    loaded = torch_loaded()
     applied = True
     if wait_policy != "default" and not user_set:
-        if torch_loaded:
+        if loaded:
             applied = False
             log.debug("torch is already imported: the OpenMP wait policy stays %s (set OMP_WAIT_POLICY before "
                       "importing torch)", effective_wait_policy())
+        elif wait_policy == "passive":
+            prefer_passive_waiting()
         else:
             os.environ["OMP_WAIT_POLICY"] = wait_policy.upper()
     import torch
 
-    cores = available_cores()
-    if threads or not torch_loaded:
-        count = max(1, int(threads)) if threads else cores
+    cores = available_cpus()
+    if threads or not loaded:
+        count = max(1, int(threads)) if threads else intra_op_threads()
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)
     return ThreadSettings(threads=torch.get_num_threads(), cores=cores, wait_policy=effective_wait_policy(),
@@ -112,4 +108,4 @@ def thread_settings() -> dict:
     """The settings in force, for results files: threads, cores, wait policy."""
     import torch
 
-    return {"threads": torch.get_num_threads(), "cores": available_cores(), "wait_policy": effective_wait_policy()}
+    return {"threads": torch.get_num_threads(), "cores": available_cpus(), "wait_policy": effective_wait_policy()}

@@ -24,9 +24,9 @@ def _fresh(code: str, **env: str) -> dict:
 
 
 def test_configure_threads_before_torch_sets_the_passive_policy_and_one_thread_per_core():
-    got = _fresh("import json, os; from posetransfer.runtime import configure_threads, available_cores; "
+    got = _fresh("import json, os; from posetransfer.runtime import configure_threads; from posetransfer.cpu import available_cpus; "
                  "s = configure_threads(); import torch; print(json.dumps({**s.to_json(), "
-                 "'env': os.environ['OMP_WAIT_POLICY'], 'torch': torch.get_num_threads(), 'cores': available_cores()}))")
+                 "'env': os.environ['OMP_WAIT_POLICY'], 'torch': torch.get_num_threads(), 'cores': available_cpus()}))")
     assert got["env"] == "PASSIVE" and got["wait_policy"] == "passive" and got["wait_policy_applied"]
     assert got["threads"] == got["torch"] == got["cores"] == len(os.sched_getaffinity(0))
 

@@ -30,8 +30,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare_process(args: argparse.Namespace) -> None:
-    """Run by the CLI before the command, so before torch is imported: the thread count and the OpenMP
-    wait policy of inference (:func:`posetransfer.runtime.configure_threads`)."""
+    """Run by the CLI before the command, so before torch is imported: ``--threads`` (the OpenMP wait policy and
+    the default count are set for every command by :func:`posetransfer.cpu.prepare_process`;
+    :func:`posetransfer.runtime.configure_threads` keeps a policy already chosen)."""
     from ..errors import ConfigError
     from ..runtime import configure_threads
 

@@ -1,23 +1,23 @@
 """Winograd F(2×2, 3×3) convolution for the inference fast path: the same 3×3 convolution, 2.25× fewer
 multiplications.
 
-Why: PATN's eval-mode time is 94 % convolutions already running near this CPU's fp32 peak (oneDNN direct
-convolution, ~190 GFLOP/s), so fusing the memory-bound ops cannot make it much faster; fewer multiplications
-can. Winograd's minimal filtering computes each 2×2 output tile from a 4×4 input tile with 16 products per
+Why: PATN's eval-mode time is almost all convolutions, which oneDNN's direct kernel already runs near a
+CPU's fp32 peak, so fusing the memory-bound ops cannot make it much faster; fewer multiplications can. Winograd's minimal filtering computes each 2×2 output tile from a 4×4 input tile with 16 products per
 channel pair instead of 36:
 
     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
 
 (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016). The 16 element-wise products,
 summed over input channels, are 16 independent matrix products (tiles × C) @ (C × K); they run as one
-grouped 1×1 oneDNN convolution with pre-packed weights, which reaches ~150 GFLOP/s here where ``torch.bmm``
-reaches ~100. The transforms Bᵀ d B and Aᵀ m A only add and subtract (coefficients 0, ±1), done on
-channels-last tiles in 6 and 8 element-wise ops over strided views, into scratch buffers reused from call to
-call (:class:`_Workspace`); the bias is added by the tile product itself (one slot reaches every output of a
-tile with coefficient 1). Few, large ops and no fresh multi-megabyte buffers matter as much as the arithmetic:
-every op ends in a barrier of the thread pool (see :mod:`posetransfer.runtime` for why that is costly on a
-busy machine), and a fresh buffer that large costs page faults. Results equal the direct convolution up to
-float32 rounding (max |Δ| ~1e-5 on PATN's activations; the transforms' coefficients are exact in binary).
+grouped 1×1 oneDNN convolution with pre-packed weights, which runs closer to the direct convolution's
+throughput than 16 ``torch.bmm`` calls do (figures: ``benchmarks/results/fast_winograd_notes.md``). The
+transforms Bᵀ d B and Aᵀ m A only add and subtract (coefficients 0, ±1), done on channels-last tiles in 6 and 8
+element-wise ops over strided views, into scratch buffers reused from call to call (:class:`_Workspace`); the
+bias is added by the tile product itself (one slot reaches every output of a tile with coefficient 1). Few,
+large ops and no fresh multi-megabyte buffers matter as much as the arithmetic: every op ends in a barrier of
+the thread pool (see :mod:`posetransfer.runtime` for why that is costly on a busy machine), and a fresh buffer
+that large costs page faults. Results equal the direct convolution up to float32 rounding (max |Δ| ~1e-5 on
+PATN's activations; the transforms' coefficients are exact in binary).
 
 Used by :func:`posetransfer.models.fast.optimize_for_inference` for 3×3, stride-1 convolutions, unpadded
 (PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels, where it is
