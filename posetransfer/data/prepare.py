@@ -25,25 +25,16 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..io import atomic_path, read_image, read_json, save_image
+from ..kinds import FASHION, KINDS, MARKET, kind_of_filename, parse_kind
+from ..skeleton import REQUIRED_FOR_PAIRS
 from . import keypoints as K
 
 log = logging.getLogger(__name__)
 
+#: ``market`` | ``fashion``: a :attr:`posetransfer.kinds.Kind.name`
 DatasetKind = Literal["market", "fashion"]
-
-#: Annotation/pairs file prefixes, the first is the one we write. GFLA reads ``fasion-*`` (no ``resize``).
-PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize", "fasion", "fashion"),
-}
-#: Prefixes picked up automatically by ``prepare``: not ``fasion-annotation-*``, which names the 256×176
-#: files in GFLA but the 256×256 input of the official ``resize_fashion.py`` — pass those explicitly.
-DISCOVERED_PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize"),
-}
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -51,45 +42,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MARKET_JUNK_PREFIXES = ("-1", "0000")
 
 _FASHION_ID = re.compile(r"id(\d{8})(\d*)")
-
-
-def normalize_kind(kind: str) -> DatasetKind:
-    """Accept ``market`` / ``fashion`` and the common aliases (``deepfashion``, ``fasion``)."""
-    k = str(kind).strip().lower()
-    if k in ("market", "market1501", "market-1501"):
-        return "market"
-    if k in ("fashion", "deepfashion", "fasion", "deep-fashion"):
-        return "fashion"
-    raise DataError(f"unknown dataset kind {kind!r} (market or fashion)")
-
-
-def default_size(kind: str) -> tuple[int, int]:
-    """(H, W) of the standard images of ``kind``: Market 128×64, DeepFashion 256×176."""
-    return K.MARKET_SIZE if normalize_kind(kind) == "market" else K.FASHION_SIZE
-
-
-def parse_size(value: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``market`` / ``fashion`` / ``128x64`` / ``128,64`` / (H, W) → (H, W); None stays None (``--size``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        h, w = (int(v) for v in value)
-        return h, w
-    text = value.strip().lower()
-    if text in ("market", "market1501"):
-        return K.MARKET_SIZE
-    if text in ("fashion", "deepfashion", "fasion"):
-        return K.FASHION_SIZE
-    for sep in ("x", ","):
-        if sep in text:
-            try:
-                h, w = (int(v) for v in text.split(sep))
-            except ValueError:
-                break
-            if h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0:
-                return h, w
-            raise ConfigError(f"size {value!r}: height and width must be positive multiples of 4")
-    raise ConfigError(f"size {value!r}: use market, fashion or HxW (e.g. 128x64)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -108,7 +60,7 @@ def identity_of(name: str, kind: str) -> str:
       fall back to the official ``split('_')[0]``.
     """
     base = os.path.basename(name)
-    if normalize_kind(kind) == "fashion":
+    if parse_kind(kind) is FASHION:
         match = _FASHION_ID.search(base)
         if match:
             return match.group(0)
@@ -120,7 +72,7 @@ def is_pairable(name: str, keypoints: np.ndarray) -> bool:
     if name.startswith(MARKET_JUNK_PREFIXES):
         return False
     miss = K.missing_mask(keypoints)
-    return not bool(miss[list(K.REQUIRED_FOR_PAIRS)].any())
+    return not bool(miss[list(REQUIRED_FOR_PAIRS)].any())
 
 
 def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: int | None = None,
@@ -135,7 +87,7 @@ def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: i
     and kept in the order above; it is *not* the subset of pandas' ``DataFrame.sample(random_state=0)``
     (the released CSVs should be used when comparing with published numbers).
     """
-    kind = normalize_kind(kind)
+    kind = parse_kind(kind).name
     groups: dict[str, list[str]] = {}
     for name, kp in annotations.items():
         if is_pairable(name, kp):
@@ -171,11 +123,11 @@ def detect_kind(root: str | os.PathLike) -> DatasetKind:
     root = Path(root)
     meta = read_dataset_json(root)
     if "kind" in meta:
-        return normalize_kind(meta["kind"])
-    for kind, prefixes in PREFIXES.items():
-        for prefix in prefixes:
+        return parse_kind(meta["kind"]).name  # type: ignore[return-value]
+    for kind in KINDS:
+        for prefix in kind.prefixes:
             if any((root / f"{prefix}-annotation-{split}.csv").is_file() for split in SPLITS):
-                return kind  # type: ignore[return-value]
+                return kind.name  # type: ignore[return-value]
     raise DataError(
         f"{root}: cannot tell the dataset kind: no dataset.json and no market-annotation-*.csv or "
         f"fasion-resize-annotation-*.csv"
@@ -193,16 +145,16 @@ def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, P
         raise DataError(f"unknown split {split!r} (train or test)")
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
-    kind = detect_kind(root)
+    prefixes = parse_kind(detect_kind(root)).prefixes
     images = root / split
-    for prefix in PREFIXES[kind]:
+    for prefix in prefixes:
         annotation = root / f"{prefix}-annotation-{split}.csv"
         pairs = root / f"{prefix}-pairs-{split}.csv"
         if annotation.is_file() and pairs.is_file():
             break
     else:
-        present = [p for p in PREFIXES[kind] if (root / f"{p}-annotation-{split}.csv").is_file()]
-        prefix = present[0] if present else PREFIXES[kind][0]
+        present = [p for p in prefixes if (root / f"{p}-annotation-{split}.csv").is_file()]
+        prefix = present[0] if present else prefixes[0]
         annotation = root / f"{prefix}-annotation-{split}.csv"
         pairs = root / f"{prefix}-pairs-{split}.csv"
         missing = annotation if not annotation.is_file() else pairs
@@ -217,12 +169,8 @@ def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, P
 # --------------------------------------------------------------------------------------------------
 def kind_from_filename(path: str | os.PathLike) -> DatasetKind | None:
     """``market`` / ``fashion`` from an annotation file name (``market-…``, ``fasion-…``), else None."""
-    name = Path(path).name.lower()
-    if name.startswith("market"):
-        return "market"
-    if name.startswith(("fasion", "fashion", "deepfashion")):
-        return "fashion"
-    return None
+    kind = kind_of_filename(Path(path).name)
+    return None if kind is None else kind.name  # type: ignore[return-value]
 
 
 def make_pairs(annotation_csv: str | os.PathLike, kind: str | None, out_csv: str | os.PathLike,
@@ -343,14 +291,14 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
     :func:`convert_fashion_annotations`. Missing pairs CSVs are built with :func:`build_pairs`
     (test split sampled to ``test_sample``).
     """
-    prefix = PREFIXES[kind][0]
+    prefix = parse_kind(kind).prefix
     for split in SPLITS:
         ann_out = out / f"{prefix}-annotation-{split}.csv"
         pairs_out = out / f"{prefix}-pairs-{split}.csv"
         ann_src = (annotations or {}).get(split)
         raw_src = (raw_annotations or {}).get(split)
         if ann_src is None and raw_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-annotation-{split}.csv").is_file():
                     ann_src = src / f"{candidate}-annotation-{split}.csv"
                     break
@@ -371,7 +319,7 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
         report.csv_files.append(ann_out.name)
         pairs_src = (pairs or {}).get(split)
         if pairs_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-pairs-{split}.csv").is_file():
                     pairs_src = src / f"{candidate}-pairs-{split}.csv"
                     break
@@ -432,7 +380,7 @@ def convert_fashion_annotations(src_csv: str | os.PathLike, dst_csv: str | os.Pa
     Unlike the official script, joints falling outside the crop become missing (-1) instead of negative or
     ≥176 coordinates.
     """
-    raw = K.read_annotations(src_csv, size=K.FASHION_RAW_SIZE)
+    raw = K.read_annotations(src_csv, size=FASHION.raw_size)
     converted = {name: K.fashion_256_to_176(kp) for name, kp in raw.items()}
     K.write_annotations(dst_csv, converted)
     return converted
@@ -442,7 +390,7 @@ def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
                         image_folder: str | os.PathLike | None = None,
                         train_list: str | os.PathLike | None = None,
                         test_list: str | os.PathLike | None = None,
-                        size: tuple[int, int] = K.FASHION_SIZE,
+                        size: tuple[int, int] = FASHION.size,
                         annotations: Mapping[str, str | os.PathLike] | None = None,
                         raw_annotations: Mapping[str, str | os.PathLike] | None = None,
                         pairs: Mapping[str, str | os.PathLike] | None = None,
@@ -556,7 +504,7 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
         for name in names:
             path = source_dir / name
             hw = _image_size(path)
-            if hw != K.MARKET_SIZE:
+            if hw != MARKET.size:
                 raise DataError(f"{path}: image is {hw[0]}x{hw[1]} (HxW) but Market-1501 images are 128x64")
             target = out / split / name
             if target.exists() and not overwrite:
@@ -564,8 +512,8 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
                 continue
             _copy_file(path, target)
             report.written[split] += 1
-    _install_csvs(src, out, "market", K.MARKET_SIZE, report, annotations=annotations, pairs=pairs,
+    _install_csvs(src, out, "market", MARKET.size, report, annotations=annotations, pairs=pairs,
                   test_sample=test_sample, seed=seed)
-    _write_dataset_json(out, "market", K.MARKET_SIZE, src, report)
+    _write_dataset_json(out, "market", MARKET.size, src, report)
     log.info("%s", report.summary())
     return report

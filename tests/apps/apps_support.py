@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from posetransfer.data import keypoints as K
+from posetransfer import viz
 from posetransfer.io import save_image
 
 #: a standing person in the 128×64 Market frame, (y, x)
@@ -31,7 +32,7 @@ def standin_dataset(root: Path, identities: int = 4, poses: int = 3, seed: int =
                 kp[[3, 4, 6, 7], 1] += rng.integers(-8, 9, size=4)
                 kp = np.clip(kp, 0, [127, 63])
                 canvas = np.full((128, 64, 3), rng.integers(60, 200), dtype=np.uint8)
-                image = K.draw_skeleton(kp, canvas=canvas, thickness=5)
+                image = viz.draw_skeleton(kp, canvas=canvas, thickness=5)
                 image = (image * 0.5 + colour * 0.5).astype(np.uint8)
                 name = f"{pid + 1:04d}_c{k % 6 + 1}s1_{k:06d}_01.jpg"
                 save_image(root / split / name, image)
