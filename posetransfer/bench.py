@@ -51,13 +51,16 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .devices import resolve_device
 from .errors import ModelError
+from .kinds import FASHION, find_kind, parse_kind, parse_size
+from .models.blocks import count_parameters
 
 log = logging.getLogger(__name__)
 
-#: input sizes (H, W) of the two datasets, plus the scaling study's extra size and GFLA's DeepFashion frame
-SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176), "512x352": (512, 352),
-                                     "256x256": (256, 256)}
+#: the sizes of the table: the two datasets' frames (:mod:`posetransfer.kinds`), the scaling study's extra
+#: size and GFLA's DeepFashion frame (any name :func:`posetransfer.kinds.parse_size` reads also works)
+SIZE_NAMES: tuple[str, ...] = ("market", "deepfashion", "512x352", "256x256")
 
 #: table labels and registry configs of the default rows (registry names not listed get a row of their own)
 DEFAULT_SPECS: list[tuple[str, str, dict[str, Any]]] = [
@@ -99,10 +102,10 @@ class ModelSpec:
     name: str                       # registry name
     config: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, preset: str | None) -> nn.Module:
+    def build(self, dataset: str | None) -> nn.Module:
         from .models.registry import build_generator
 
-        return build_generator(self.name, preset=preset, **self.config)
+        return build_generator(self.name, dataset=dataset, **self.config)
 
 
 def default_specs(quick: bool = False, names: Sequence[str] | None = None) -> list[ModelSpec]:
@@ -142,14 +145,6 @@ def published_for(model: nn.Module) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Inputs, devices
 # --------------------------------------------------------------------------------------------------
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def make_inputs(size: tuple[int, int], batch: int, pose_channels: int = 18, device: torch.device | str = "cpu",
                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (source image in [-1, 1], source heatmaps, target heatmaps); speed does not depend on content."""
@@ -188,10 +183,6 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------------
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def count_flops(model: nn.Module, inputs: Sequence[torch.Tensor]) -> int:
     """FLOPs of one forward (2 per multiply-add; convs and matmuls), with the explicit attention."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -391,8 +382,8 @@ def _discriminators_for(name: str, preset: str | None, config: dict[str, Any]) -
     tiny = QUICK_DISCRIMINATOR if config.get("ngf", 64) <= 16 else {}
     if name in ("flow", "gfla"):          # GFLA's unconditional spectral-norm ResDiscriminator
         extra = {"ndf": 8, "max_channels": 16} if tiny else {}
-        return {"image": (build_discriminator("spectral_resnet", preset=preset, input_nc=3, **extra), "none")}
-    norm = "batch" if preset == "market" else "instance"
+        return {"image": (build_discriminator("spectral_resnet", dataset=preset, input_nc=3, **extra), "none")}
+    norm = parse_kind(preset or "deepfashion").norm
     return {
         "appearance": (build_discriminator("patn_resnet", input_nc=6, norm=norm, **tiny), "source_image"),
         "shape": (build_discriminator("patn_resnet", input_nc=21, norm=norm, **tiny), "target_heatmaps"),
@@ -504,13 +495,11 @@ class BenchOptions:
 
 
 def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[str, Any]:
-    """One row of the table: ``spec`` at ``size_name`` (a key of :data:`SIZES`)."""
+    """One row of the table: ``spec`` at ``size_name`` (one of :data:`SIZE_NAMES`, or ``HxW``)."""
     from .models.fast import optimize_for_inference
 
-    if size_name not in SIZES:
-        raise ModelError(f"unknown size {size_name!r}; known: {', '.join(SIZES)}")
-    size = SIZES[size_name]
-    preset = size_name if size_name in ("market", "deepfashion") else "deepfashion"
+    size = parse_size(size_name, where=f"bench size (known: {', '.join(SIZE_NAMES)})", error=ModelError)
+    preset = (find_kind(size_name) or FASHION).dataset     # the dataset settings; other sizes: DeepFashion's
     device = resolve_device(options.device)
     torch.manual_seed(0)
     model = spec.build(preset).to(device).eval()

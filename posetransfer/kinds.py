@@ -13,6 +13,7 @@ benchmark rows. :func:`parse_kind` accepts either, and every alias, and gives th
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -145,3 +146,13 @@ def _integral(v: Any) -> bool:
         return float(v) == int(v)
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+def renamed_dataset(dataset: str | None, preset: str | None, where: str) -> str | None:
+    """``dataset``, or the value of the deprecated ``preset=`` / ``--preset`` that meant the same (logged once
+    per call): "preset" now means only a YAML training preset."""
+    if preset is None:
+        return dataset
+    logging.getLogger("posetransfer").warning(
+        "%s: preset=%r for the dataset settings is deprecated; use dataset=%r (--dataset)", where, preset, preset)
+    return preset if dataset is None else dataset

@@ -37,6 +37,7 @@ from . import distributed as D
 from .config import apply_overrides, dump_config, validate
 from .errors import CheckpointError, ConfigError, ModelError, PosetransferError, TrainingError
 from .io import atomic_write_text, save_image, write_json
+from .kinds import find_kind
 from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
 from .modelfile import InputContract, read_generator_file
@@ -508,7 +509,8 @@ def _build_dataset(cfg: dict[str, Any], data: str | Path, seed: int):
     dataset = PairDataset(data, "train", size=tuple(ds_cfg["size"]), heatmap_mode=ds_cfg["heatmap"],
                           sigma=ds_cfg["sigma"], augment=ds_cfg["augment"], on_bad_sample=ds_cfg["on_bad_sample"],
                           seed=seed)
-    kind = {"market": "market", "fashion": "fashion"}.get(str(getattr(dataset, "kind", "")), None)
+    found = find_kind(getattr(dataset, "kind", None))
+    kind = None if found is None else found.name
     if kind is not None and kind != ds_cfg["kind"]:
         log.warning("dataset %s is %s but the preset %s is for %s", data, kind, cfg["name"], ds_cfg["kind"])
     return dataset

@@ -48,14 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_prepare=_run_pairs)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x64, got {text!r}") from None
-    return h, w
-
-
 def _csv_arguments(p: argparse.ArgumentParser, raw: bool) -> None:
     for split in ("train", "test"):
         p.add_argument(f"--annotation-{split}", type=Path, default=None,
