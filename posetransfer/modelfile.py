@@ -43,7 +43,7 @@ from torch import nn
 
 from .errors import CheckpointError, ModelError
 from .io import atomic_path
-from .kinds import KIND_NAMES, find_kind, parse_kind, parse_size
+from .kinds import KIND_NAMES, MARKET, find_kind, parse_kind, parse_size
 from .models.registry import build_discriminator, build_generator
 from .models.weights_guard import check_declared_size, check_weight_dtypes
 
@@ -222,7 +222,7 @@ def _from_gfla_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 #: what a file without a contract and without a training config is assumed to be (logged as a warning)
-MARKET_DEFAULT = InputContract(size=(128, 64), provenance={"assumed": "Market default (no contract in the file)"})
+MARKET_DEFAULT = InputContract(size=MARKET.size, provenance={"assumed": "Market default (no contract in the file)"})
 
 
 def default_contract(model: nn.Module) -> InputContract | None:
@@ -286,7 +286,8 @@ def save_generator(model: nn.Module, path: str | os.PathLike, contract: InputCon
     contract = contract if contract is not None else default_contract(model)
     if contract is None:
         raise ModelError(f"{path}: the {getattr(model, 'arch', 'generator')!r} model has no input contract and no "
-                         "dataset settings to take its frame from; pass save_generator(model, path, InputContract(...))")
+                         "dataset settings to take its frame from; pass "
+                         "save_generator(model, path, InputContract(...))")
     write_safetensors(path, model.state_dict(), {
         "format": GENERATOR_FORMAT,
         "arch": getattr(model, "arch", ""),

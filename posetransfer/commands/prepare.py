@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-
+from ..kinds import KIND_NAMES
 
 HELP = "prepare DeepFashion / Market-1501 in the PATN layout, build pairs CSVs (keypoints of new images: posetransfer keypoints)"
 
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("pairs", help="pairs CSV from an annotation CSV (same person, both hips and shoulders)")
     p.add_argument("annotation", type=Path, help="annotation CSV (name:keypoints_y:keypoints_x)")
     p.add_argument("out", type=Path, help="pairs CSV to write (from,to)")
-    p.add_argument("--kind", choices=("market", "fashion"), default=None,
+    p.add_argument("--kind", choices=KIND_NAMES, default=None,
                    help="how identities are read from names (default: from the CSV file name)")
     p.add_argument("--test-sample", type=int, default=None, help="keep this many seeded random pairs")
     p.add_argument("--seed", type=int, default=0)

@@ -38,22 +38,17 @@ def dataset_key(dataset: str, table: Mapping[str, Any], kind: str | None = None)
     return found.dataset
 
 
-def take_dataset(dataset: str | None, overrides: dict, kind: str | None = None) -> str | None:
-    """``dataset`` or, from old callers, the deprecated ``preset=`` keyword (popped from ``overrides``, logged)."""
-    return renamed_dataset(dataset, overrides.pop("preset", None), kind or "model")
-
-
 def resolve_dataset(dataset: str | None, defaults: dict, overrides: dict,
                     table: Mapping[str, dict] | None = None, kind: str | None = None) -> tuple[str | None, dict]:
     """(dataset key, ``defaults`` ← ``table[dataset]`` ← explicit ``overrides``); None overrides are ignored.
 
-    ``table`` maps :attr:`~posetransfer.kinds.Kind.dataset` → option values (default :data:`DATASET_SETTINGS`); a model
-    whose paper differs passes its own. ``kind`` names the model in the errors (an unknown dataset or option
+    ``table`` maps :attr:`~posetransfer.kinds.Kind.dataset` → option values (default
+    :data:`DATASET_SETTINGS`); a model whose paper differs passes its own. ``kind`` names the model in the errors (an unknown dataset or option
     is a ModelError).
     """
     table = DATASET_SETTINGS if table is None else table
     overrides = dict(overrides)
-    dataset = take_dataset(dataset, overrides, kind)
+    dataset = renamed_dataset(dataset, overrides.pop("preset", None), kind or "model")   # the old spelling
     config = dict(defaults)
     if dataset is not None:
         dataset = dataset_key(dataset, table, kind)

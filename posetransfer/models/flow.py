@@ -477,7 +477,7 @@ def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], so
 
 @register_generator("flow")
 def build_flow(dataset: str | None = None, **overrides: Any) -> FlowGenerator:
-    """``build_generator("flow", dataset="market"|"deepfashion", pnb=False, ...)``: DEFAULTS ← DATASET_SETTINGS[dataset]
-    ← explicit overrides (unknown keys are a ModelError), recorded as the model's resolved config."""
+    """``build_generator("flow", dataset="market"|"deepfashion", pnb=False, ...)``: DEFAULTS ←
+    DATASET_SETTINGS[dataset] ← explicit overrides (unknown keys are a ModelError), recorded as the model's resolved config."""
     dataset, config = resolve_dataset(dataset, DEFAULTS, overrides, DATASET_SETTINGS, kind="flow")
     return with_resolved_config(FlowGenerator(**config), dataset, config)

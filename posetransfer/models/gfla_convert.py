@@ -198,7 +198,8 @@ def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathL
 def convert_checkpoint(source: str | os.PathLike, out: str | os.PathLike, dataset: str | None = None, *,
                        preset: str | None = None) -> nn.Module:
     """``posetransfer convert --arch gfla``: ``latest_net_G.pth`` → our ``.safetensors`` generator file."""
-    model = convert_generator_state(read_official_state_dict(source), source, renamed_dataset(dataset, preset, "convert"))
+    dataset = renamed_dataset(dataset, preset, "convert")
+    model = convert_generator_state(read_official_state_dict(source), source, dataset)
     if model.input_contract is None:
         raise CheckpointError(f"{source}: local attention at {_describe(model.config)} matches no released GFLA "
                               "model, so its input frame is unknown (only the released settings are converted)")
