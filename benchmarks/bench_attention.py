@@ -77,7 +77,7 @@ def main() -> None:
                                      time_min_s=min(t["runs_s"]))
             for impl in impls:
                 if not args.no_memory:
-                    spec = bench.MemorySpec(name=name, config=config, preset=preset, size=size, batch=1,
+                    spec = bench.MemorySpec(name=name, config=config, dataset=preset, size=size, batch=1,
                                             attention=None if impl in ("none", "model") else impl,
                                             threads=args.threads)
                     new[impl]["memory"] = bench.measure_memory(spec)

@@ -317,7 +317,7 @@ class MemorySpec:
 
     name: str
     config: dict[str, Any]
-    preset: str | None
+    dataset: str | None             # the models' dataset settings (market | deepfashion)
     size: tuple[int, int]
     batch: int = 1
     mode: str = "plain"             # "plain" | "fast" | "train"
@@ -335,11 +335,11 @@ def _memory_here(spec: MemorySpec) -> dict[str, Any]:
         torch.set_num_threads(spec.threads)
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
-    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.preset).to(device)
+    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.dataset).to(device)
     inputs = make_inputs(tuple(spec.size), spec.batch, getattr(model, "pose_channels", 18), device)
     weights_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2 ** 20
     if spec.mode == "train":
-        step = make_train_step(model, spec.preset, tuple(spec.size), spec.batch, device, spec.config)
+        step = make_train_step(model, spec.dataset, tuple(spec.size), spec.batch, device, spec.config)
         fn = step
     elif spec.mode == "fast":
         fast = optimize_for_inference(model.eval(), **spec.fast_options)
@@ -532,7 +532,7 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         del inputs
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
-        common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),
+        common = dict(name=spec.name, config=spec.config, dataset=preset, size=size, batch=1, device=str(device),
                       threads=options.threads or torch.get_num_threads())
         row["memory"] = measure_memory(MemorySpec(mode="plain", **common), subprocess_=in_sub)
         if options.fast:

@@ -53,6 +53,7 @@ class Kind:
 
     @property
     def spellings(self) -> tuple[str, ...]:
+        """Every lower-case name that means this kind."""
         return (self.name, self.dataset, *self.aliases)
 
 

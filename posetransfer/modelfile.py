@@ -200,7 +200,7 @@ class InputContract:
     def for_kind(cls, dataset: str, provenance: Mapping[str, Any] | None = None) -> "InputContract":
         """The frame of a model built with ``dataset=`` settings (``market`` 128×64, ``deepfashion`` 256×176)
         with Gaussian σ 6 maps, what the training presets train on."""
-        kind = parse_kind(dataset, what="dataset (no input frame for it)", error=ModelError)
+        kind = parse_kind(dataset, what="dataset", error=ModelError)
         return cls(size=kind.size, kind=kind.name,
                    provenance=provenance if provenance is not None else {"dataset": kind.dataset})
 
