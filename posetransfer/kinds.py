@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import ConfigError, DataError, PosetransferError
 
@@ -116,14 +116,11 @@ def parse_size(value: Any, *, where: str = "size", error: type[PosetransferError
         kind = find_kind(value)
         if kind is not None:
             return kind.size
-        text = value.strip().lower().replace("×", "x")
-        parts: Sequence[Any] | None = next((text.split(sep) for sep in ("x", ",") if sep in text), None)
+        parts = value.strip().lower().replace("×", "x").replace(",", "x").split("x")
         try:
-            h, w = (int(p) for p in parts) if parts is not None else (None, None)
+            h, w = (int(p) for p in parts)   # two parts, each an integer (a ValueError otherwise)
         except ValueError:
-            h = w = None
-        if h is None or w is None:
-            raise error(f"{where} {value!r}: use market, fashion or HxW (e.g. 128x64)")
+            raise error(f"{where} {value!r}: use market, fashion or HxW (e.g. 128x64)") from None
     else:
         try:
             items = list(value)
