@@ -53,13 +53,16 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .devices import resolve_device
 from .errors import ModelError
+from .kinds import FASHION, find_kind, parse_kind, parse_size
+from .models.blocks import count_parameters
 
 log = logging.getLogger(__name__)
 
-#: input sizes (H, W) of the two datasets, plus the scaling study's extra size and GFLA's DeepFashion frame
-SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176), "512x352": (512, 352),
-                                     "256x256": (256, 256)}
+#: the sizes of the table: the two datasets' frames (:mod:`posetransfer.kinds`), the scaling study's extra
+#: size and GFLA's DeepFashion frame (any name :func:`posetransfer.kinds.parse_size` reads also works)
+SIZE_NAMES: tuple[str, ...] = ("market", "deepfashion", "512x352", "256x256")
 
 #: table labels and registry configs of the default rows (registry names not listed get a row of their own)
 DEFAULT_SPECS: list[tuple[str, str, dict[str, Any]]] = [
@@ -103,10 +106,10 @@ class ModelSpec:
     name: str                       # registry name
     config: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, preset: str | None) -> nn.Module:
+    def build(self, dataset: str | None) -> nn.Module:
         from .models.registry import build_generator
 
-        return build_generator(self.name, preset=preset, **self.config)
+        return build_generator(self.name, dataset=dataset, **self.config)
 
 
 def default_specs(quick: bool = False, names: Sequence[str] | None = None) -> list[ModelSpec]:
@@ -146,14 +149,6 @@ def published_for(model: nn.Module) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Inputs, devices
 # --------------------------------------------------------------------------------------------------
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def make_inputs(size: tuple[int, int], batch: int, pose_channels: int = 18, device: torch.device | str = "cpu",
                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (source image in [-1, 1], source heatmaps, target heatmaps); speed does not depend on content."""
@@ -192,10 +187,6 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------------
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def count_flops(model: nn.Module, inputs: Sequence[torch.Tensor]) -> int:
     """FLOPs of one forward (2 per multiply-add; convs and matmuls), with the explicit attention."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -330,7 +321,7 @@ class MemorySpec:
 
     name: str
     config: dict[str, Any]
-    preset: str | None
+    dataset: str | None             # the models' dataset settings (market | deepfashion)
     size: tuple[int, int]
     batch: int = 1
     mode: str = "plain"             # "plain" | "fast" | "train"
@@ -348,11 +339,11 @@ def _memory_here(spec: MemorySpec) -> dict[str, Any]:
         torch.set_num_threads(spec.threads)
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
-    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.preset).to(device)
+    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.dataset).to(device)
     inputs = make_inputs(tuple(spec.size), spec.batch, getattr(model, "pose_channels", 18), device)
     weights_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2 ** 20
     if spec.mode == "train":
-        step = make_train_step(model, spec.preset, tuple(spec.size), spec.batch, device, spec.config)
+        step = make_train_step(model, spec.dataset, tuple(spec.size), spec.batch, device, spec.config)
         fn = step
     elif spec.mode == "fast":
         fast = optimize_for_inference(model.eval(), **spec.fast_options)
@@ -388,13 +379,13 @@ def measure_memory(spec: MemorySpec, subprocess_: bool = True, timeout: float = 
 
 
 # ---- training step --------------------------------------------------------------------------------
-def train_config(arch: str, preset: str | None, config: dict[str, Any]) -> dict[str, Any]:
+def train_config(arch: str, dataset: str | None, config: dict[str, Any]) -> dict[str, Any]:
     """The training config the step is measured with: the ``<arch>-<dataset>`` preset (``patn-<dataset>`` for
     an architecture without one) with its VGG-based terms off (see module doc) and, for tiny generators
     (``ngf`` <= 16, ``--quick``), tiny discriminators."""
     from .config import list_presets, load_config
 
-    dataset = preset or "market"
+    dataset = parse_kind(dataset or "market").dataset
     name = f"{arch}-{dataset}" if f"{arch}-{dataset}" in list_presets() else f"patn-{dataset}"
     overrides = ["loss.perceptual=0", "loss.style=0", "loss.correctness=0", "loss.regularization=0"]
     cfg = load_config(name, overrides)
@@ -406,7 +397,7 @@ def train_config(arch: str, preset: str | None, config: dict[str, Any]) -> dict[
     return cfg
 
 
-def make_train_step(generator: nn.Module, preset: str | None, size: tuple[int, int], batch: int,
+def make_train_step(generator: nn.Module, dataset: str | None, size: tuple[int, int], batch: int,
                     device: torch.device | str = "cpu", config: dict[str, Any] | None = None,
                     ) -> Callable[[], float]:
     """A closure doing one training step exactly as the trainer does (:func:`posetransfer.training.step.
@@ -418,7 +409,7 @@ def make_train_step(generator: nn.Module, preset: str | None, size: tuple[int, i
     from .training.step import GeneratorLoss, TrainStep, discriminator_step, generator_step
 
     device = torch.device(device)
-    cfg = train_config(generator.arch, preset, config or getattr(generator, "config", {}))
+    cfg = train_config(generator.arch, dataset, config or getattr(generator, "config", {}))
     opt_cfg = cfg["optim"]
     pose_channels = getattr(generator, "pose_channels", 18)
     discs = build_discriminators(cfg, pose_channels)
@@ -506,13 +497,11 @@ class BenchOptions:
 
 
 def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[str, Any]:
-    """One row of the table: ``spec`` at ``size_name`` (a key of :data:`SIZES`)."""
+    """One row of the table: ``spec`` at ``size_name`` (one of :data:`SIZE_NAMES`, or ``HxW``)."""
     from .models.fast import optimize_for_inference
 
-    if size_name not in SIZES:
-        raise ModelError(f"unknown size {size_name!r}; known: {', '.join(SIZES)}")
-    size = SIZES[size_name]
-    preset = size_name if size_name in ("market", "deepfashion") else "deepfashion"
+    size = parse_size(size_name, where=f"bench size (known: {', '.join(SIZE_NAMES)})", error=ModelError)
+    preset = (find_kind(size_name) or FASHION).dataset     # the dataset settings; other sizes: DeepFashion's
     device = resolve_device(options.device)
     torch.manual_seed(0)
     model = spec.build(preset).to(device).eval()
@@ -545,7 +534,7 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         inputs = ()  # free this batch's tensors before the next is built (the closures above are done)
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
-        common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),
+        common = dict(name=spec.name, config=spec.config, dataset=preset, size=size, batch=1, device=str(device),
                       threads=options.threads or torch.get_num_threads())
         row["memory"] = measure_memory(MemorySpec(mode="plain", **common), subprocess_=in_sub)
         if options.fast:

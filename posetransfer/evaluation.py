@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from .data import keypoints as K
-from .data.layout import default_size, detect_kind, find_split_files, read_dataset_json
+from .data.layout import detect_kind, find_split_files, read_dataset_json
 from .errors import DataError
 from .io import read_image, write_json
+from .kinds import parse_kind
 from .metrics.matching import STRIP_PANELS, GeneratedFile, Matching, load_generated, match_generated
 from .metrics.protocols import FID_KINDS, GFLA_BATCH, IS_ORDERS, Protocol, get_protocol
 
@@ -135,7 +136,7 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     images_dir, annotation_csv, pairs_csv = find_split_files(root, "test")
     kind = detect_kind(root)
     meta = read_dataset_json(root)
-    size = tuple(meta.get("size") or default_size(kind))
+    size = tuple(meta.get("size") or parse_kind(kind).size)
     annotations = K.read_annotations(annotation_csv)
     pairs = K.read_pairs(pairs_csv, known_names=annotations.keys())
     matching = match_generated(generated_dir, pairs)

@@ -41,9 +41,9 @@ from .apps import crop as C
 from .apps.poses import CropMode, Pose, Prepared, estimate_pose, image_size, prepare_source, target_to_model
 from .checkpoint import STATE_FILE, resolve_generator_file
 from .data import keypoints as K
-from .data.layout import parse_size
 from .errors import CheckpointError, ConfigError, DataError, ModelError
 from .io import image_to_tensor_range
+from .kinds import parse_size
 from .modelfile import HEATMAPS, MARKET_DEFAULT, InputContract, load_generator_file
 from .models.base import GeneratorOutput
 
@@ -104,7 +104,7 @@ def resolve_contract(file: Path, found: InputContract | None, *, size: str | Seq
     """(contract, where it came from: ``file`` | ``fallback`` | ``override``), by the module's precedence."""
     contract, source = (found, "file") if found is not None else (_fallback_contract(file), "fallback")
     changes: dict = {}
-    frame = parse_size(size)
+    frame = parse_size(size, multiple=4)
     if frame is not None and frame != contract.size:
         changes.update(size=frame, data_size=None)     # an explicit frame is used as is: no mapping
     elif frame is not None and contract.data_size is not None:

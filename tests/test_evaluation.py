@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from posetransfer.data import keypoints as K
+from posetransfer import viz
 from posetransfer.errors import DataError, WeightsUnavailable
 from posetransfer.evaluation import evaluate
 from posetransfer.io import read_image, save_image, write_json
@@ -29,7 +30,7 @@ def person(kp: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> n
     phase = rng.uniform(0, 3)
     bg = np.stack([110 + 60 * np.sin(xx / 7 + c + phase) * np.cos(yy / 11 - c) for c in range(3)], -1)
     image = np.clip(bg + rng.normal(0, 6, bg.shape), 0, 255).astype(np.uint8)
-    return K.draw_skeleton(kp, canvas=image, thickness=max(2, w // 16))
+    return viz.draw_skeleton(kp, canvas=image, thickness=max(2, w // 16))
 
 
 def make_dataset(root: Path, kind: str = "market", size=(128, 64), ids: int = 2, per_id: int = 2,

@@ -15,9 +15,10 @@ from typing import Literal
 import numpy as np
 
 from ..data import keypoints as K
-from ..data.layout import IMAGE_SUFFIXES, parse_size, read_dataset_json
+from ..data.layout import IMAGE_SUFFIXES, read_dataset_json
 from ..errors import DataError, PoseError, PosetransferError
 from ..io import read_image
+from ..kinds import parse_size
 from . import crop as C
 
 CropMode = Literal["auto", "keypoints", "none"]
@@ -62,7 +63,7 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
         raise DataError(f"{csv_path}: no row for image {name!r}")
     if frame is None:  # the CSV of a dataset root: its images' size, when dataset.json says it
         try:
-            frame = parse_size(read_dataset_json(Path(csv_path).parent).get("size"))
+            frame = parse_size(read_dataset_json(Path(csv_path).parent).get("size"), multiple=4)
         except (PosetransferError, TypeError, ValueError):
             frame = None
     return Pose(annotations[name], frame, f"{csv_path} ({name})")

@@ -20,7 +20,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the pose maps (default: the file's input contract)")
     parser.add_argument("--sigma", type=float, default=None,
                         help="override the Gaussian maps' sigma in pixels (default: the file's input contract)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.add_argument("--no-fast", action="store_true",
                         help="run the plain model instead of the inference fast path (folded batch norm, packed "
                              "oneDNN convolutions, Winograd; the same images within 1e-4)")
@@ -57,12 +57,12 @@ def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def check_model_arguments(args: argparse.Namespace, *, figures: tuple[str, ...] = ()) -> None:
-    """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows; with
+    """What argparse cannot check of :func:`add_model_arguments`' flags (the device, resolved; with
     ``--runtime onnx``, the CPU and none of the ``figures`` flags, whose attention/flows the export lacks)."""
-    from ..distributed import parse_device
+    from ..devices import resolve_device
     from ..errors import ConfigError
 
-    parse_device(args.device)
+    args.device = str(resolve_device(args.device))
     if getattr(args, "runtime", "torch") == "onnx":
         if args.device != "cpu":
             raise ConfigError(f"--runtime onnx runs on the CPU; got --device {args.device}")

@@ -17,21 +17,18 @@ import os
 import re
 from itertools import permutations
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..io import read_json
+from ..kinds import FASHION, KINDS, parse_kind
+from ..skeleton import REQUIRED_FOR_PAIRS
 from . import keypoints as K
 
+#: ``market`` | ``fashion``: a :attr:`posetransfer.kinds.Kind.name`
 DatasetKind = Literal["market", "fashion"]
-
-#: Annotation/pairs file prefixes, the first is the one we write. GFLA reads ``fasion-*`` (no ``resize``).
-PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize", "fasion", "fashion"),
-}
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -39,45 +36,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MARKET_JUNK_PREFIXES = ("-1", "0000")
 
 _FASHION_ID = re.compile(r"id(\d{8})(\d*)")
-
-
-def normalize_kind(kind: str) -> DatasetKind:
-    """Accept ``market`` / ``fashion`` and the common aliases (``deepfashion``, ``fasion``)."""
-    k = str(kind).strip().lower()
-    if k in ("market", "market1501", "market-1501"):
-        return "market"
-    if k in ("fashion", "deepfashion", "fasion", "deep-fashion"):
-        return "fashion"
-    raise DataError(f"unknown dataset kind {kind!r} (market or fashion)")
-
-
-def default_size(kind: str) -> tuple[int, int]:
-    """(H, W) of the standard images of ``kind``: Market 128×64, DeepFashion 256×176."""
-    return K.MARKET_SIZE if normalize_kind(kind) == "market" else K.FASHION_SIZE
-
-
-def parse_size(value: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``market`` / ``fashion`` / ``128x64`` / ``128,64`` / (H, W) → (H, W); None stays None (``--size``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        h, w = (int(v) for v in value)
-        return h, w
-    text = value.strip().lower()
-    if text in ("market", "market1501"):
-        return K.MARKET_SIZE
-    if text in ("fashion", "deepfashion", "fasion"):
-        return K.FASHION_SIZE
-    for sep in ("x", ","):
-        if sep in text:
-            try:
-                h, w = (int(v) for v in text.split(sep))
-            except ValueError:
-                break
-            if h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0:
-                return h, w
-            raise ConfigError(f"size {value!r}: height and width must be positive multiples of 4")
-    raise ConfigError(f"size {value!r}: use market, fashion or HxW (e.g. 128x64)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -96,7 +54,7 @@ def identity_of(name: str, kind: str) -> str:
       fall back to the official ``split('_')[0]``.
     """
     base = os.path.basename(name)
-    if normalize_kind(kind) == "fashion":
+    if parse_kind(kind) is FASHION:
         match = _FASHION_ID.search(base)
         if match:
             return match.group(0)
@@ -108,7 +66,7 @@ def is_pairable(name: str, keypoints: np.ndarray) -> bool:
     if name.startswith(MARKET_JUNK_PREFIXES):
         return False
     miss = K.missing_mask(keypoints)
-    return not bool(miss[list(K.REQUIRED_FOR_PAIRS)].any())
+    return not bool(miss[list(REQUIRED_FOR_PAIRS)].any())
 
 
 def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: int | None = None,
@@ -123,7 +81,7 @@ def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: i
     and kept in the order above; it is *not* the subset of pandas' ``DataFrame.sample(random_state=0)``
     (the released CSVs should be used when comparing with published numbers).
     """
-    kind = normalize_kind(kind)
+    kind = parse_kind(kind).name
     groups: dict[str, list[str]] = {}
     for name, kp in annotations.items():
         if is_pairable(name, kp):
@@ -159,11 +117,11 @@ def detect_kind(root: str | os.PathLike) -> DatasetKind:
     root = Path(root)
     meta = read_dataset_json(root)
     if "kind" in meta:
-        return normalize_kind(meta["kind"])
-    for kind, prefixes in PREFIXES.items():
-        for prefix in prefixes:
+        return parse_kind(meta["kind"]).name  # type: ignore[return-value]
+    for kind in KINDS:
+        for prefix in kind.prefixes:
             if any((root / f"{prefix}-annotation-{split}.csv").is_file() for split in SPLITS):
-                return kind  # type: ignore[return-value]
+                return kind.name  # type: ignore[return-value]
     raise DataError(
         f"{root}: cannot tell the dataset kind: no dataset.json and no market-annotation-*.csv or "
         f"fasion-resize-annotation-*.csv"
@@ -181,16 +139,16 @@ def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, P
         raise DataError(f"unknown split {split!r} (train or test)")
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
-    kind = detect_kind(root)
+    prefixes = parse_kind(detect_kind(root)).prefixes
     images = root / split
-    for prefix in PREFIXES[kind]:
+    for prefix in prefixes:
         annotation = root / f"{prefix}-annotation-{split}.csv"
         pairs = root / f"{prefix}-pairs-{split}.csv"
         if annotation.is_file() and pairs.is_file():
             break
     else:
-        present = [p for p in PREFIXES[kind] if (root / f"{p}-annotation-{split}.csv").is_file()]
-        prefix = present[0] if present else PREFIXES[kind][0]
+        present = [p for p in prefixes if (root / f"{p}-annotation-{split}.csv").is_file()]
+        prefix = present[0] if present else prefixes[0]
         annotation = root / f"{prefix}-annotation-{split}.csv"
         pairs = root / f"{prefix}-pairs-{split}.csv"
         missing = annotation if not annotation.is_file() else pairs

@@ -16,17 +16,11 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_path, read_image, save_image
+from ..kinds import FASHION, MARKET, kind_of_filename, parse_kind
 from . import keypoints as K
-from .layout import IMAGE_SUFFIXES, PREFIXES, SPLITS, DatasetKind, build_pairs
+from .layout import IMAGE_SUFFIXES, SPLITS, DatasetKind, build_pairs
 
 log = logging.getLogger(__name__)
-
-#: Prefixes picked up automatically by ``prepare``: not ``fasion-annotation-*``, which names the 256×176
-#: files in GFLA but the 256×256 input of the official ``resize_fashion.py`` — pass those explicitly.
-DISCOVERED_PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize"),
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -34,12 +28,8 @@ DISCOVERED_PREFIXES: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------------------------------
 def kind_from_filename(path: str | os.PathLike) -> DatasetKind | None:
     """``market`` / ``fashion`` from an annotation file name (``market-…``, ``fasion-…``), else None."""
-    name = Path(path).name.lower()
-    if name.startswith("market"):
-        return "market"
-    if name.startswith(("fasion", "fashion", "deepfashion")):
-        return "fashion"
-    return None
+    kind = kind_of_filename(Path(path).name)
+    return None if kind is None else kind.name  # type: ignore[return-value]
 
 
 def make_pairs(annotation_csv: str | os.PathLike, kind: str | None, out_csv: str | os.PathLike,
@@ -160,14 +150,14 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
     :func:`convert_fashion_annotations`. Missing pairs CSVs are built with :func:`build_pairs`
     (test split sampled to ``test_sample``).
     """
-    prefix = PREFIXES[kind][0]
+    prefix = parse_kind(kind).prefix
     for split in SPLITS:
         ann_out = out / f"{prefix}-annotation-{split}.csv"
         pairs_out = out / f"{prefix}-pairs-{split}.csv"
         ann_src = (annotations or {}).get(split)
         raw_src = (raw_annotations or {}).get(split)
         if ann_src is None and raw_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-annotation-{split}.csv").is_file():
                     ann_src = src / f"{candidate}-annotation-{split}.csv"
                     break
@@ -188,7 +178,7 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
         report.csv_files.append(ann_out.name)
         pairs_src = (pairs or {}).get(split)
         if pairs_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-pairs-{split}.csv").is_file():
                     pairs_src = src / f"{candidate}-pairs-{split}.csv"
                     break
@@ -249,7 +239,7 @@ def convert_fashion_annotations(src_csv: str | os.PathLike, dst_csv: str | os.Pa
     Unlike the official script, joints falling outside the crop become missing (-1) instead of negative or
     ≥176 coordinates.
     """
-    raw = K.read_annotations(src_csv, size=K.FASHION_RAW_SIZE)
+    raw = K.read_annotations(src_csv, size=FASHION.raw_size)
     converted = {name: K.fashion_256_to_176(kp) for name, kp in raw.items()}
     K.write_annotations(dst_csv, converted)
     return converted
@@ -318,7 +308,7 @@ def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
                         image_folder: str | os.PathLike | None = None,
                         train_list: str | os.PathLike | None = None,
                         test_list: str | os.PathLike | None = None,
-                        size: tuple[int, int] = K.FASHION_SIZE,
+                        size: tuple[int, int] = FASHION.size,
                         annotations: Mapping[str, str | os.PathLike] | None = None,
                         raw_annotations: Mapping[str, str | os.PathLike] | None = None,
                         pairs: Mapping[str, str | os.PathLike] | None = None,
@@ -391,7 +381,7 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
         for name in names:
             path = source_dir / name
             hw = _image_size(path)
-            if hw != K.MARKET_SIZE:
+            if hw != MARKET.size:
                 raise DataError(f"{path}: image is {hw[0]}x{hw[1]} (HxW) but Market-1501 images are 128x64")
             target = out / split / name
             if target.exists() and not overwrite:
@@ -399,8 +389,8 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
                 continue
             _copy_file(path, target)
             report.written[split] += 1
-    _install_csvs(src, out, "market", K.MARKET_SIZE, report, annotations=annotations, pairs=pairs,
+    _install_csvs(src, out, "market", MARKET.size, report, annotations=annotations, pairs=pairs,
                   test_sample=test_sample, seed=seed)
-    _write_dataset_json(out, "market", K.MARKET_SIZE, src, report)
+    _write_dataset_json(out, "market", MARKET.size, src, report)
     log.info("%s", report.summary())
     return report

@@ -53,7 +53,7 @@ from torch import nn
 from ..errors import ModelError
 from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (ResnetBlock, attend, attention_matrix, attention_summary, check_dropout, conv_pair, encoder,
-                     flatten_positions, init_normal, resolve_preset, transposed_decoder, with_resolved_config)
+                     flatten_positions, init_normal, resolve_dataset, transposed_decoder, with_resolved_config)
 from .registry import register_generator
 
 DEFAULTS = {
@@ -71,7 +71,7 @@ DEFAULTS = {
 FUSIONS = ("cat", "add", "none")
 
 #: TPAMI: instance norm on both datasets
-APATN_PRESETS = {"market": {"norm": "instance"}, "deepfashion": {"norm": "instance"}}
+APATN_DATASETS = {"market": {"norm": "instance"}, "deepfashion": {"norm": "instance"}}
 
 
 class APATBlock(nn.Module):
@@ -165,7 +165,7 @@ class APATN(AttentionMapGenerator):
 
 
 @register_generator("apatn")
-def build_apatn(preset: str | None = None, **overrides) -> APATN:
-    """``build_generator("apatn", preset="market"|"deepfashion", n_blocks=5, fusion="cat", ...)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides, APATN_PRESETS)
-    return with_resolved_config(APATN(**config), preset, config)
+def build_apatn(dataset: str | None = None, **overrides) -> APATN:
+    """``build_generator("apatn", dataset="market"|"deepfashion", n_blocks=5, fusion="cat", ...)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides, APATN_DATASETS)
+    return with_resolved_config(APATN(**config), dataset, config)

@@ -47,7 +47,7 @@ from torch import nn
 
 from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (attend, attention_matrix, attention_summary, check_dropout, encoder, flatten_positions,
-                     init_normal, norm_factory, resolve_preset, transposed_decoder,
+                     init_normal, norm_factory, resolve_dataset, transposed_decoder,
                      with_resolved_config)
 from .registry import register_generator
 
@@ -172,7 +172,7 @@ class PoNA(AttentionMapGenerator):
 
 
 @register_generator("pona")
-def build_pona(preset: str | None = None, **overrides) -> PoNA:
-    """``build_generator("pona", preset="market"|"deepfashion", n_blocks=3, ...)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides)
-    return with_resolved_config(PoNA(**config), preset, config)
+def build_pona(dataset: str | None = None, **overrides) -> PoNA:
+    """``build_generator("pona", dataset="market"|"deepfashion", n_blocks=3, ...)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides)
+    return with_resolved_config(PoNA(**config), dataset, config)

@@ -127,7 +127,7 @@ def _build_checked(factory: Callable[..., nn.Module], kind: str, name: str, conf
 
 
 def build_generator(name: str, **config: Any) -> nn.Module:
-    """Build a generator by registry name, e.g. ``build_generator("patn", preset="deepfashion")``."""
+    """Build a generator by registry name, e.g. ``build_generator("patn", dataset="deepfashion")``."""
     return _build(_GENERATORS, "generator", name, config)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from .. import distributed as D
 from ..errors import ConfigError
+from ..kinds import find_kind
 
 log = logging.getLogger("posetransfer.train")
 
@@ -114,7 +115,8 @@ def build_dataset(cfg: dict[str, Any], data: str | Path, seed: int):
     dataset = PairDataset(data, "train", size=tuple(ds_cfg["size"]), heatmap_mode=ds_cfg["heatmap"],
                           sigma=ds_cfg["sigma"], augment=ds_cfg["augment"], on_bad_sample=ds_cfg["on_bad_sample"],
                           seed=seed)
-    kind = {"market": "market", "fashion": "fashion"}.get(str(getattr(dataset, "kind", "")), None)
+    found = find_kind(getattr(dataset, "kind", None))
+    kind = None if found is None else found.name
     if kind is not None and kind != ds_cfg["kind"]:
         log.warning("dataset %s is %s but the preset %s is for %s", data, kind, cfg["name"], ds_cfg["kind"])
     return dataset

@@ -18,6 +18,7 @@ from posetransfer.data.layout import find_split_files, identity_of
 from posetransfer.data.synth import raster
 from posetransfer.data.synth import writer as synth_writer
 from posetransfer.errors import DataError, PoseError
+from posetransfer.kinds import parse_kind
 
 MAGENTA = np.array([255, 0, 255])
 
@@ -195,7 +196,7 @@ def test_annotated_keypoints_are_inside_the_image_or_missing(market):
 def test_person_is_drawn_exactly_on_the_keypoints(size):
     """On a flat magenta backdrop: every visible joint is on the person, the skeleton mask is covered by
     the person and pixels far from the skeleton are backdrop."""
-    h, w = synth.SIZES[size]
+    h, w = parse_kind(size).size
     backdrop = np.broadcast_to(MAGENTA.astype(np.uint8), (h, w, 3)).copy()
     inside, far = [], []
     for seed in range(12):
