@@ -679,11 +679,21 @@ def _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, in
         "weights": weights_used,
         "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,   # a resumed run uses the same
     }
-    # the generator file says what it was trained on: the dataset's frame and pose maps, this run and step
-    contract = InputContract.for_dataset(cfg["dataset"], {"trained": str(Path(run).resolve()), "step": int(step)})
+    # the generator file says what it was trained on: the dataset's frame and pose maps, this run and step, and
+    # whether the people were synthetic (the applications then say what to expect of it on real photos)
+    provenance = {"trained": str(Path(run).resolve()), "step": int(step)}
+    if data is not None and _synthetic_dataset(data):
+        provenance["synthetic"] = True
+    contract = InputContract.for_dataset(cfg["dataset"], provenance)
     folder = ckpt.save_checkpoint(run, step, G, discs, tensors, state, keep_last=cfg["train"]["keep_last"],
                                   contract=contract)
     return folder
+
+
+def _synthetic_dataset(data: str | Path) -> bool:
+    from .data.prepare import read_dataset_json
+
+    return read_dataset_json(data).get("synthetic") is True
 
 
 def _restore(stored: ckpt.Checkpoint, G, discs, optimizers, scalers, pools, loader, info, seed) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from ..data import keypoints as K
 from ..data.prepare import IMAGE_SUFFIXES, parse_size, read_dataset_json
 from ..errors import DataError, PoseError, PosetransferError
+from ..extras import MissingExtra
 from ..io import read_image
 from . import crop as C
 
@@ -63,12 +64,25 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
     return Pose(annotations[name], frame, f"{csv_path} ({name})")
 
 
+def require_estimator(where: str) -> None:
+    """Raise :class:`MissingExtra` (the ``[pose]`` install, or keypoints as JSON) unless poses can be estimated.
+
+    Batch commands call it before their first image, so that a missing package is one line, not a failure
+    per image.
+    """
+    from ..pose.blazepose import require_mediapipe
+
+    try:
+        require_mediapipe()
+    except MissingExtra as exc:
+        raise MissingExtra(f"{where}: {exc} (or give its keypoints as a pose JSON file)") from None
+
+
 def estimate_pose(image: np.ndarray, where: str) -> Pose:
     """Keypoints of the person in ``image`` with the pose estimator; errors name ``where``."""
-    try:
-        from ..pose import estimate_keypoints
-    except ImportError as exc:
-        raise PoseError(f"{where}: pose estimation is unavailable ({exc}); give the keypoints as JSON") from None
+    from ..pose import estimate_keypoints
+
+    require_estimator(where)
     try:
         kp = estimate_keypoints(image)
     except PoseError as exc:

@@ -17,10 +17,11 @@ from .. import viz
 from ..data import keypoints as K
 from ..data.prepare import IMAGE_SUFFIXES
 from ..errors import ConfigError, DataError, ModelError, PoseError, PosetransferError
+from ..extras import MissingExtra
 from ..inference import InferenceModel
 from ..io import read_image, save_image, write_json
 from . import crop as C
-from .poses import CropMode, Pose, source_pose_for, target_to_model
+from .poses import CropMode, Pose, require_estimator, source_pose_for, target_to_model
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def transfer_files(model: InferenceModel, source: str | os.PathLike, target: Pos
         raise DataError(f"{source}: no images (.jpg, .png, ...) in this folder")
     if out.suffix.lower() in IMAGE_SUFFIXES:
         raise ConfigError(f"{out}: output must be a folder when the source is a folder")
+    if pose_path is None:
+        require_estimator(str(source))
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
@@ -118,7 +121,7 @@ def transfer_files(model: InferenceModel, source: str | os.PathLike, target: Pos
                                                source_pose=pose_path, paste_back=paste_back,
                                                save_attention=save_attention, crop=crop, pad=pad))
             report.succeeded.append(path)
-        except ModelError:
+        except (ModelError, MissingExtra):   # every other image would fail the same way
             raise
         except PosetransferError as exc:
             report.failed.append((path, str(exc)))

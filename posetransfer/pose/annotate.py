@@ -65,15 +65,18 @@ def annotate(paths: Iterable[str | os.PathLike], out_csv: str | os.PathLike, *, 
     """Estimate (or read) keypoints for every input and write ``out_csv``; returns what happened."""
     from .openpose import read_keypoints_json
 
+    files = collect_inputs(paths)
     if estimator is None:
-        from .blazepose import estimate
+        from .blazepose import estimate, require_mediapipe
+
+        if any(path.suffix.lower() != ".json" for path in files):
+            require_mediapipe()    # before any work: never a file of all -1 rows for a missing package
 
         def run(image: np.ndarray, path: Path) -> np.ndarray:
             return estimate(image, where=str(path))
     else:
         def run(image: np.ndarray, path: Path) -> np.ndarray:
             return estimator(image)
-    files = collect_inputs(paths)
     rows: dict[str, np.ndarray] = {}
     origin: dict[str, Path] = {}
     report = AnnotationReport()
