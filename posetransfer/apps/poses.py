@@ -6,7 +6,6 @@ pose already in a model's frame (rescaled) from one in a photo (cropped around t
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,20 +33,11 @@ class Pose:
 
 
 def read_pose_file(path: str | os.PathLike) -> Pose:
-    """A keypoints JSON file: OpenPose BODY_25 / COCO-18, or our ``{"keypoints": [[y, x]...], "size": [H, W]}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: keypoints file not found")
-    from ..pose.openpose import read_keypoints_json
+    """A keypoints JSON file: OpenPose BODY_25 / COCO-18, or our pose file (docs/pose-format.md), which
+    also says the frame its keypoints are in (``transfer``'s sidecars and ``keypoints --out`` files are)."""
+    from ..pose.openpose import read_pose_json
 
-    kp = read_keypoints_json(path)
-    frame = None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("size"), (list, tuple)) and len(data["size"]) == 2:
-            frame = (int(data["size"][0]), int(data["size"][1]))
-    except (ValueError, TypeError, OSError):
-        frame = None
+    kp, frame = read_pose_json(path)
     return Pose(K.validate_keypoints(kp, where=str(path)), frame, str(path))
 
 
