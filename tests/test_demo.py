@@ -19,6 +19,8 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out / "report.html") in printed and "copy the source" in printed
+    assert "trained on synthetic people, so on real photos it gives blurry silhouettes" in printed
+    assert "posetransfer convert --arch gfla" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("model", "copy_source", "untrained"):
         assert set(metrics[key]) == {"ssim", "l1"}
@@ -34,7 +36,7 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert model.arch == "patn"
     contract = model.input_contract           # the demo's file says what it was trained on
     assert (contract.size, contract.heatmap, contract.sigma) == ((128, 64), "gaussian", 6.0)
-    assert contract.provenance == {"trained": str((out / "run").resolve()), "step": 2}
+    assert contract.provenance == {"trained": str((out / "run").resolve()), "step": 2, "synthetic": True}
     from posetransfer.io import read_image
 
     grid = read_image(out / "samples.png")

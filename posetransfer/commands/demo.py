@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..apps.transfer import REAL_PHOTO_ADVICE
     from ..demo import DEFAULT_MINUTES, run_demo
     from ..errors import ConfigError
 
@@ -43,4 +44,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {label:16s} SSIM {metrics[key]['ssim']:.4f}  L1 {metrics[key]['l1']:.4f}")
     print(f"report: {out / 'report.html'}")
     print(f"metrics: {out / 'metrics.json'}; samples: {out / 'samples.png'}; model: {out / 'generator.safetensors'}")
+    print(f"note: this model was {REAL_PHOTO_ADVICE}")
     return 0

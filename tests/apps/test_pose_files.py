@@ -35,10 +35,12 @@ def test_transfer_sidecar_feeds_transfer_target_and_animate(capsys, tmp_path, ch
     assert np.array_equal(written["keypoints"], src_kp)
 
     first = tmp_path / "first.png"
-    code, _, err = _cli(capsys, "transfer", "--checkpoint", checkpoint, "--source", source,
+    code, out, err = _cli(capsys, "transfer", "--checkpoint", checkpoint, "--source", source,
                         "--source-pose", poses / given.name, "--target-csv", synth_data / "market-annotation-test.csv",
                         "--target-name", tgt, "--out", first)
     assert code == 0, err
+    assert f"note: {checkpoint} was trained on synthetic people, so on real photos it gives blurry" in out
+    assert "posetransfer convert --arch gfla" in out
     sidecar = json.loads((tmp_path / "first.json").read_text())
     assert (sidecar["format"], sidecar["version"], sidecar["size"]) == (FORMAT_NAME, FORMAT_VERSION, [128, 64])
     assert np.array_equal(sidecar["keypoints"], annotations[tgt])     # the generated person's pose
