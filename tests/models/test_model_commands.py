@@ -56,3 +56,21 @@ def test_summary_errors_are_one_line(capsys):
     assert "key=value" in err and len(err.strip().splitlines()) == 1
     assert main(["summary", "patn", "wings=3"]) == 2
     assert "wings" in capsys.readouterr().err
+
+
+def test_models_counts_on_the_meta_device_equal_real_builds(capsys):
+    """``posetransfer models`` builds nothing for real; its numbers are those of real CPU builds (the small
+    models here: ResNet G, both PATN discriminators, GFLA's spectral-norm discriminator with spectral norm on)."""
+    from posetransfer.models.blocks import PRESETS, count_parameters
+    from posetransfer.models.registry import build_discriminator, build_generator
+
+    assert main(["models", "--json"]) == 0
+    entries = {(e["name"], e["kind"]): e for e in json.loads(capsys.readouterr().out)}
+    for preset in ("market", "deepfashion"):
+        real = count_parameters(build_generator("resnet", preset=preset))
+        assert entries[("resnet", "generator")][f"params_{preset}"] == real
+        for role, channels in (("appearance", 6), ("shape", 21)):
+            real = count_parameters(build_discriminator("patn_resnet", input_nc=channels, norm=PRESETS[preset]["norm"]))
+            assert entries[("patn_resnet", f"discriminator ({role})")][f"params_{preset}"] == real
+        real = count_parameters(build_discriminator("spectral_resnet", input_nc=3, preset=preset))
+        assert entries[("spectral_resnet", "discriminator (image)")][f"params_{preset}"] == real
