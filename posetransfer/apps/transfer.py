@@ -26,21 +26,6 @@ from .poses import CropMode, Pose, require_estimator, source_pose_for, target_to
 
 log = logging.getLogger(__name__)
 
-#: what a model trained on the synthetic people gives on real photos, and the way to better models (printed by
-#: transfer, animate and demo; the README's "Real photos" says the same)
-REAL_PHOTO_ADVICE = (
-    "trained on synthetic people, so on real photos it gives blurry silhouettes; for real photos convert an "
-    "official checkpoint (README, 'Official checkpoints'), e.g. posetransfer convert --arch gfla --input "
-    "latest_net_G.pth --out gfla-fashion.safetensors --preset deepfashion"
-)
-
-
-def synthetic_note(model: InferenceModel) -> str | None:
-    """``note: ...`` for a model whose file says it was trained on a synthetic dataset, else None."""
-    if model.contract.provenance.get("synthetic") is True:
-        return f"note: {model.name} was {REAL_PHOTO_ADVICE}"
-    return None
-
 
 # --------------------------------------------------------------------------------------------------
 # The transfer command

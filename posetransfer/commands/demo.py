@@ -23,18 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..apps.transfer import REAL_PHOTO_ADVICE
-    from ..demo import DEFAULT_MINUTES, run_demo
+    from ..apps.expectations import REAL_PHOTO_ADVICE
     from ..errors import ConfigError
 
-    if args.minutes is None:
-        args.minutes = DEFAULT_MINUTES
-    if args.minutes <= 0:
+    if args.minutes is not None and args.minutes <= 0:
         raise ConfigError(f"--minutes must be > 0, got {args.minutes}")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if args.identities < 4:
         raise ConfigError(f"--identities must be >= 4, got {args.identities}")
+    from ..demo import DEFAULT_MINUTES, run_demo   # torch and the trainer (2 s): after the checks
+
+    if args.minutes is None:
+        args.minutes = DEFAULT_MINUTES
     metrics = run_demo(args.out, minutes=args.minutes, steps=args.steps, identities=args.identities,
                        eval_pairs=args.eval_pairs, seed=args.seed, overrides=args.overrides,
                        vgg_weights=args.vgg_weights, progress=not args.no_progress)

@@ -39,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import list_presets, load_config
     from ..errors import ConfigError
-    from ..train import train
 
     if args.list_presets:
         for name in list_presets():
@@ -57,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.preset, overrides) if args.preset else None
     if config is None and not args.resume:
         raise ConfigError("--preset is required (or --resume to continue a run)")
+    from ..train import train   # torch and the models: 2 s, not needed for the checks above
+
     summary = train(config, args.data, args.out, resume=args.resume, overrides=overrides, steps=args.steps,
                     vgg_weights=args.vgg_weights, progress=not args.no_progress)
     if summary.get("checkpoint"):

@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.poses import load_pose, pose_from_csv
-    from ..apps.transfer import synthetic_note, transfer_files
+    from ..apps.expectations import synthetic_note
+    from ..apps.transfer import transfer_files
     from ..errors import ConfigError
 
     if args.target_csv and not args.target_name:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     for path, message in report.failed:
         print(f"failed: {message if str(path) in message else f'{path}: {message}'}", file=sys.stderr)
     print(report.summary())
-    note = synthetic_note(model)
+    note = synthetic_note(model.name, model.contract.provenance)
     if note and report.succeeded:
         print(note)
     return 0 if report.succeeded else 2
