@@ -29,6 +29,12 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert set(metrics["beats_baselines"]) == {"ssim", "l1"}
     for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
         assert (out / name).is_file(), name
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {str(p.relative_to(out)): p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert {p: m for p, m in modes.items() if m != 0o666 & ~umask} == {}     # the umask, as for open()
     assert "samples.png" in (out / "report.html").read_text()
     from posetransfer.inference import load_generator
 
