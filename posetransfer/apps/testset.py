@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -53,8 +55,13 @@ def _flow_figures(result, index: int, source: np.ndarray, target: np.ndarray) ->
 def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: str | os.PathLike, *,
                       split: str = "test", limit: int | None = None, strip: bool = False,
                       save_flows: bool = False, batch_size: int = 8, workers: int = 0,
-                      progress: bool = True) -> dict:
-    """Generate every pair of ``split`` (or the first ``limit``) into ``out``; returns a summary dict."""
+                      progress: bool = True, on_batch: Callable[[int, int, float], None] | None = None) -> dict:
+    """Generate every pair of ``split`` (or the first ``limit``) into ``out``; returns a summary dict.
+
+    ``on_batch(done, total, seconds)`` is called before the first batch (done 0) and after every batch (pairs
+    written so far, pairs to write, seconds since the first batch started): the command says how many pairs
+    and, after the first batch, how long the rest takes.
+    """
     from tqdm import tqdm
 
     if limit is not None and limit < 1:
@@ -71,6 +78,9 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
     written = 0
     flows_written = 0
     direct = model.frame == model.size     # the dataset's tensors are the generator's input as they are
+    if on_batch is not None:
+        on_batch(0, len(subset), 0.0)
+    started = time.perf_counter()
     for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
         sources = [viz.to_uint8(t) for t in batch["source_image"]]
         if direct:
@@ -95,6 +105,8 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
                 for kind, figure in figures.items():
                     save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
                 flows_written += 1
+        if on_batch is not None:
+            on_batch(written, len(subset), time.perf_counter() - started)
     if save_flows and flows_written == 0:
         log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
     summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
