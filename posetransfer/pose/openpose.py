@@ -16,6 +16,7 @@ before the version field), a ``format`` other than ours or a newer ``version`` i
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..data.keypoints import MAX_COORDINATE, MISSING, NUM_JOINTS, validate_keypoints
 from ..errors import DataError, PoseError
-from ..io import read_json, write_json
+from ..io import atomic_write_text, read_json
 
 #: BODY_25 index of each COCO-18 joint (MidHip 8 and the six foot points 19–24 are dropped).
 BODY25_TO_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -162,5 +163,15 @@ def pose_document(keypoints: np.ndarray, size: tuple[int, int] | None, where: st
 
 def write_keypoints_json(path: str | os.PathLike, keypoints: np.ndarray, size: tuple[int, int] | None = None,
                          extra: Mapping[str, Any] | None = None) -> None:
-    """Write our pose file atomically (``extra``: further fields, e.g. ``transfer``'s crop box)."""
-    write_json(path, pose_document(keypoints, size, str(path), extra))
+    """Write our pose file atomically (``extra``: further fields, e.g. ``transfer``'s crop box), one field per
+    line so that the 18 joints stay on one line of their own."""
+    doc = pose_document(keypoints, size, str(path), extra)
+    fields = [f"  {json.dumps(key)}: {json.dumps(value, default=_plain)}" for key, value in doc.items()]
+    atomic_write_text(path, "{\n" + ",\n".join(fields) + "\n}\n")
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars in ``extra`` as JSON lists and numbers."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
