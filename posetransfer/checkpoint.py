@@ -89,16 +89,20 @@ def save_checkpoint(run: str | os.PathLike, step: int, generator: torch.nn.Modul
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_generator(generator, tmp / GENERATOR_FILE, contract)
-    save_discriminator_set(discriminators, tmp / DISCRIMINATORS_FILE)
-    save_tensors(tensors, tmp / TENSORS_FILE)
-    write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
-    files = {}
-    for name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE):
-        path = tmp / name
-        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    write_json(tmp / MANIFEST_FILE, {"format": FORMAT, "step": int(step), "files": files})
-    _fsync_dir(tmp)
+    try:
+        save_generator(generator, tmp / GENERATOR_FILE, contract)
+        save_discriminator_set(discriminators, tmp / DISCRIMINATORS_FILE)
+        save_tensors(tensors, tmp / TENSORS_FILE)
+        write_json(tmp / STATE_FILE, {"format": FORMAT, **state, "step": int(step)})
+        files = {}
+        for name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE):
+            path = tmp / name
+            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        write_json(tmp / MANIFEST_FILE, {"format": FORMAT, "step": int(step), "files": files})
+        _fsync_dir(tmp)
+    except Exception:   # disk full, read-only: give the space of the unfinished checkpoint back at once
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # re-saving a step (e.g. after resuming from it): move the old one out of the way first
         old = root / (final.name + ".old.tmp")
         if old.exists():
@@ -161,8 +165,31 @@ def list_checkpoints(root: str | os.PathLike) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+#: the files of every complete checkpoint (the manifest lists exactly these)
+REQUIRED_FILES = (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE, STATE_FILE)
+
+
+def _manifest_entries(manifest_path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The manifest and its ``files`` mapping, which must list every required file with a size and a sha256
+    (``"files": []`` or ``{}`` would otherwise verify: nothing to check)."""
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{manifest_path}: malformed manifest (not JSON)") from None
+    entries = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(entries, dict):
+        raise CheckpointError(f"{manifest_path}: malformed manifest (no mapping of files)")
+    for name in REQUIRED_FILES:
+        entry = entries.get(name)
+        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("bytes"), int) and not isinstance(entry.get("bytes"), bool)):
+            raise CheckpointError(f"{manifest_path}: malformed manifest (no size and sha256 for {name})")
+    return manifest, entries
+
+
 def verify(folder: str | os.PathLike, files: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Check the manifest's checksums (all files, or only ``files``); return the manifest.
+    """Check the manifest's checksums (all files, or only ``files``) and what checksums cannot vouch for —
+    a forger can re-compute them — (:func:`check_contents`); return the manifest.
 
     Raises :class:`CheckpointError` naming the folder and the first bad file.
     """
@@ -170,11 +197,7 @@ def verify(folder: str | os.PathLike, files: tuple[str, ...] | None = None) -> d
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise CheckpointError(f"{folder}: incomplete checkpoint (no {MANIFEST_FILE})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        entries = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        raise CheckpointError(f"{manifest_path}: malformed manifest") from None
+    manifest, entries = _manifest_entries(manifest_path)
     for name in files or tuple(entries):
         if name not in entries:
             raise CheckpointError(f"{folder}: manifest does not list {name}")
@@ -186,7 +209,62 @@ def verify(folder: str | os.PathLike, files: tuple[str, ...] | None = None) -> d
             raise CheckpointError(f"{path}: truncated (size {path.stat().st_size}, expected {expected['bytes']})")
         if sha256_file(path) != expected.get("sha256"):
             raise CheckpointError(f"{path}: checksum mismatch (file corrupted)")
+        check_contents(folder, name)
     return manifest
+
+
+def check_contents(folder: Path, name: str) -> None:
+    """The shape of one checkpoint file: ``state.json`` holds an integer step (this folder's) and the config;
+    the safetensors files hold floating-point weights and optimizer/pool tensors and uint8 RNG states (read
+    from their headers, not their data)."""
+    path = folder / name
+    if name == STATE_FILE:
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            raise CheckpointError(f"{path}: unreadable training state (not JSON)") from None
+        step = state.get("step") if isinstance(state, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise CheckpointError(f"{path}: malformed training state (step {step!r} is not a step number)")
+        named = _STEP_DIR.match(folder.name)
+        if named and int(named.group(1)) != step:
+            raise CheckpointError(f"{path}: training state of step {step} in the folder of step {named.group(1)}")
+        if not isinstance(state.get("config"), dict):
+            raise CheckpointError(f"{path}: malformed training state (no config mapping)")
+    elif name in (GENERATOR_FILE, DISCRIMINATORS_FILE, TENSORS_FILE):
+        from .models.weights_guard import FLOAT_DTYPES, check_weight_dtypes
+
+        dtypes = _header_dtypes(path)
+        if name != TENSORS_FILE:
+            check_weight_dtypes(dtypes, str(path))
+            return
+        rng_size = torch.get_rng_state().numel()
+        for key, dtype in dtypes.items():
+            if key.startswith("rng/"):
+                shape = _header_shape(path, key)
+                if dtype != "U8" or len(shape) != 1 or (key.startswith("rng/torch/") and shape[0] != rng_size):
+                    raise CheckpointError(f"{path}: RNG state {key!r} is {dtype} of shape {shape}, a uint8 vector "
+                                          f"is expected (a forged or corrupt checkpoint)")
+            elif dtype not in FLOAT_DTYPES:
+                raise CheckpointError(f"{path}: tensor {key!r} has dtype {dtype}, a floating-point type is "
+                                      f"expected (a forged or corrupt checkpoint)")
+
+
+def _header_dtypes(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: handle.get_slice(key).get_dtype() for key in handle.keys()}
+    except Exception as exc:  # safetensors raises several error types on corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def _header_shape(path: Path, key: str) -> list[int]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return list(handle.get_slice(key).get_shape())
 
 
 def latest_valid(root: str | os.PathLike, files: tuple[str, ...] | None = None) -> Path | None:

@@ -6,7 +6,8 @@ Each subcommand lives in ``posetransfer/commands/<module>.py`` and defines
     def add_arguments(parser) -> None           # its flags
     def run(args) -> int                        # thin wrapper over a library function
 
-Library errors (:class:`posetransfer.errors.PosetransferError`) become one line on stderr and exit code 2.
+Library errors (:class:`posetransfer.errors.PosetransferError`) become one line on stderr and exit code 2;
+so do operating-system errors (``OSError``: disk full, read-only folder, symlink loop) that reach the CLI.
 Commands are imported lazily so ``posetransfer --help`` stays fast and a broken optional dependency of one
 command cannot break the others.
 """
@@ -85,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except PosetransferError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write or a folder the library did not wrap (disk full, read-only, symlink loop)
+        from .io import describe_os_error
+
+        name, reason = describe_os_error(exc)
+        print(f"error: {name}: {reason}" if name else f"error: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

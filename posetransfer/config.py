@@ -13,6 +13,7 @@ accepted where a float is expected. ``discriminators.NAME=null`` removes a discr
 from __future__ import annotations
 
 import copy
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -84,7 +85,8 @@ SCHEMA: dict[str, Any] = {
 }
 
 POSITIVE = {("train", "batch_size"), ("train", "log_every"), ("train", "image_every"),
-            ("train", "checkpoint_every"), ("train", "keep_last"), ("optim", "iterations"), ("optim", "lr")}
+            ("train", "checkpoint_every"), ("train", "keep_last"), ("optim", "iterations"), ("optim", "lr"),
+            ("dataset", "sigma")}
 NON_NEGATIVE = {("train", "workers"), ("optim", "decay_start"), ("loss", "pool_size"), ("loss", "gan"),
                 ("loss", "l1"), ("loss", "perceptual"), ("loss", "style"), ("loss", "correctness"),
                 ("loss", "regularization"), ("optim", "d_lr_ratio")}
@@ -220,14 +222,19 @@ def _check(value: Any, kind: Any, dotted: str, where: str) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: {dotted} must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: {dotted} must be a number, got {value!r}")
+        number = None
+        try:
+            if isinstance(value, (int, float, str)):
+                number = float(value)
+        except ValueError:
+            pass
+        except OverflowError:   # an integer beyond float range
+            number = math.inf
+        if number is None:
+            raise ConfigError(f"{where}: {dotted} must be a number, got {value!r}")
+        if not math.isfinite(number):   # nan passes every `<= 0` check; inf weights train into inf weights
+            raise ConfigError(f"{where}: {dotted} must be a finite number, got {value!r}")
+        return number
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
@@ -254,6 +261,53 @@ def _check(value: Any, kind: Any, dotted: str, where: str) -> Any:
             raise ConfigError(f"{where}: {dotted} must have {length} items, got {len(value)}")
         return [_check(v, inner, f"{dotted}[{i}]", where) for i, v in enumerate(value)]
     raise AssertionError(f"bad schema kind {kind!r}")
+
+
+#: Adam's float32 update ``lr / (1 - beta1^t) * m / sqrt(v)`` overflows near 3.4e38; no useful rate is near
+MAX_LR = 1e30
+#: seeds feed torch/numpy generators (64-bit, and sums like ``seed * 100003 + epoch``): keep them 32-bit
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_seed(seed: int, what: str = "--seed") -> int:
+    """A seed in [0, :data:`MAX_SEED`] (numpy refuses negative seeds, torch overflows on huge ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{what} must be in [0, {MAX_SEED}], got {seed}")
+    return seed
+
+
+def _check_ranges(config: dict[str, Any], where: str) -> None:
+    """The ranges the type check cannot express (floats are already finite, see :func:`_check`)."""
+    for i, beta in enumerate(config["optim"]["betas"]):
+        if not 0.0 <= beta < 1.0:
+            raise ConfigError(f"{where}: optim.betas[{i}] must be in [0, 1), got {beta}")
+    lr, ratio = config["optim"]["lr"], config["optim"]["d_lr_ratio"]
+    if lr > MAX_LR or lr * ratio > MAX_LR:
+        key = "optim.lr" if lr > MAX_LR else "optim.lr x optim.d_lr_ratio"
+        raise ConfigError(f"{where}: {key} must be <= {MAX_LR:g} (the float32 optimizer update overflows), "
+                          f"got {lr if lr > MAX_LR else lr * ratio:g}")
+    clip = config["optim"]["grad_clip"]
+    if clip is not None and not clip > 0:
+        raise ConfigError(f"{where}: optim.grad_clip must be > 0 (or null for no clipping), got {clip}")
+    check_seed(config["train"]["seed"], f"{where}: train.seed")
+    for section in ("model", *(f"discriminators.{name}" for name in config["discriminators"])):
+        node = config["model"] if section == "model" else config["discriminators"][section.split(".", 1)[1]]
+        _check_model_numbers(node, section, where)
+
+
+def _check_model_numbers(node: Any, dotted: str, where: str) -> None:
+    """Model options are free keywords of the builders, but no width, depth or rate is negative or non-finite
+    (the builders check what else they need; a zero width is a ModelError there)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_model_numbers(value, f"{dotted}.{key}", where)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            _check_model_numbers(value, f"{dotted}[{i}]", where)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{where}: {dotted} must be a finite number, got {node}")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool) and node < 0:
+        raise ConfigError(f"{where}: {dotted} must be >= 0, got {node}")
 
 
 def validate(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
@@ -290,6 +344,7 @@ def validate(config: dict[str, Any], where: str = "config") -> dict[str, Any]:
     for section, key in NON_NEGATIVE:
         if config[section][key] < 0:
             raise ConfigError(f"{where}: {section}.{key} must be >= 0, got {config[section][key]}")
+    _check_ranges(config, where)
     if config["optim"]["decay_start"] > config["optim"]["iterations"]:
         raise ConfigError(f"{where}: optim.decay_start ({config['optim']['decay_start']}) is after "
                           f"optim.iterations ({config['optim']['iterations']})")

@@ -37,3 +37,8 @@ class WeightsUnavailable(PosetransferError):
 
 class TrainingError(PosetransferError):
     """Training had to stop (non-finite loss, ...); the last good checkpoint is kept."""
+
+
+class OutputError(PosetransferError):
+    """An output cannot be written: disk full, read-only folder, a file where a folder is expected (or the
+    reverse), a symlink loop. Nothing half-written is left in its place."""

@@ -7,6 +7,7 @@ and a bad image must raise :class:`DataError` naming the file instead of a PIL t
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from .errors import DataError, OutputError
 
 #: Refuse images larger than this many pixels (decompression bombs); PIL's own guard is a warning only.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -28,20 +29,62 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 TMP_SUFFIX = ".tmp"
 
 
+def describe_os_error(exc: BaseException) -> tuple[str | None, str]:
+    """(the path to blame, the reason in a few words) of a failed file operation.
+
+    The OS's words (``No space left on device``, ``Read-only file system``, ...) except where they mislead:
+    ``File exists`` from making a folder means a *file* (or a symlink loop) is in the way, ``Not a directory``
+    means a part of the path is a file. Temporary names (``*.tmp``) are not blamed: callers name the target.
+    """
+    if not isinstance(exc, OSError):
+        lines = str(exc).strip().splitlines()
+        return None, lines[0] if lines else exc.__class__.__name__
+    name = os.fsdecode(exc.filename) if exc.filename is not None else None
+    reason = exc.strerror or str(exc).strip().replace("\n", " ") or exc.__class__.__name__
+    if name is not None and isinstance(exc, FileExistsError):
+        if os.path.islink(name) and not os.path.exists(name):
+            reason = "is a symbolic link loop or a dangling link, not a folder"
+        elif os.path.exists(name) and not os.path.isdir(name):
+            reason = "exists and is not a folder"
+    elif name is not None and isinstance(exc, NotADirectoryError):
+        blocker = next((p for p in Path(name).parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            name, reason = str(blocker), "is a file, not a folder"
+    if name is not None and name.endswith(TMP_SUFFIX):
+        name = None
+    return name, reason
+
+
+def os_error_reason(exc: BaseException) -> str:
+    """:func:`describe_os_error` as one phrase: ``reason`` or ``reason: path``."""
+    name, reason = describe_os_error(exc)
+    return f"{reason}: {name}" if name else reason
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """OSError, and the writers' own wrappers of one (safetensors' Rust writer raises SafetensorError)."""
+    return isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the destination folder; on success fsync and rename it over ``path``.
 
     The temporary name ends in ``.tmp`` so that readers listing checkpoints can ignore debris left by a
-    killed process. The file gets the mode ``open()`` would give a new file (0666 less the umask), also when
-    the writer replaced the temporary (safetensors' ``save_file`` creates its file anew, 0600).
+    killed process. A failed write (disk full, read-only folder, ``path`` an existing folder, a symlink loop)
+    leaves no temporary behind and is an :class:`OutputError` naming ``path``. The file gets the mode ``open()``
+    would give a new file (0666 less the umask), also when the writer replaced the temporary (safetensors'
+    ``save_file`` creates its file anew, 0600).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder, a file is expected here")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 (and so does a writer that replaces the file)
         with open(tmp_path, "rb+") as handle:
@@ -53,9 +96,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+    except Exception as exc:
+        if not _is_write_failure(exc):
+            raise
+        name, reason = describe_os_error(exc)
+        where = f"{name}: {reason}" if name and Path(name) != path else reason
+        raise OutputError(f"{path}: cannot write ({where})") from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
 
 
 def _read_umask() -> int:
@@ -186,6 +236,67 @@ class BackgroundWriter:
         self.close(abort=exc_type is not None)   # an exception in the caller wins over a write failure
 
 
+class NewFiles:
+    """The files a command creates under ``root``, removed again if the command fails.
+
+    Why: a batch command stopped half-way (disk full) must not leave a partial set of results that looks
+    like a finished one — and on a full disk the partial files are what keeps it full. Files that existed
+    before are never removed (an overwritten one keeps its new, complete content), and neither is anything
+    not written through this object; folders it created are removed when they end up empty.
+
+        with NewFiles(out) as files:
+            files.save_image(out / "a.png", image)
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.created: list[Path] = []
+        self._folders: list[Path] = []
+
+    def _track(self, path: Path) -> bool:
+        for folder in reversed([path.parent, *path.parent.parents]):
+            if not folder.exists() and folder not in self._folders:
+                self._folders.append(folder)
+        return not path.exists()
+
+    def save_image(self, path: str | os.PathLike, array: np.ndarray, **kwargs) -> None:
+        path = Path(path)
+        fresh = self._track(path)
+        save_image(path, array, **kwargs)
+        if fresh:
+            self.created.append(path)
+
+    def write_json(self, path: str | os.PathLike, obj: Any) -> None:
+        path = Path(path)
+        fresh = self._track(path)
+        write_json(path, obj)
+        if fresh:
+            self.created.append(path)
+
+    def remove(self) -> None:
+        for path in self.created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in reversed(self._folders):
+            with contextlib.suppress(OSError):
+                folder.rmdir()             # only when empty
+        self.created, self._folders = [], []
+
+    def __enter__(self) -> "NewFiles":
+        if not self.root.exists():
+            self._track(self.root / "_")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            name, reason = describe_os_error(exc)
+            raise OutputError(f"{name or self.root}: cannot create the output folder ({reason})") from None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.remove()
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (np.integer,)):
         return int(obj)
@@ -222,17 +333,33 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.convert("RGB")
+            array = pil_to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise DataError(f"{path}: image too large ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc.__class__.__name__}: {exc})") from None
-    array = np.asarray(rgb, dtype=np.uint8)
     if size is not None and array.shape[:2] != tuple(size):
         raise DataError(
             f"{path}: image is {array.shape[0]}x{array.shape[1]} (HxW) but {size[0]}x{size[1]} is expected"
         )
     return array
+
+
+#: PIL modes of 16- and 32-bit greyscale images (16-bit PNG, TIFF), which ``convert("RGB")`` clips at 255
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def pil_to_rgb(img: Image.Image) -> np.ndarray:
+    """uint8 H×W×3 of a loaded PIL image. 16-bit greyscale is *scaled* to 8 bits (÷257): PIL's
+    ``convert("RGB")`` clips it, turning almost every pixel white. A 32-bit ``I`` image is scaled the same
+    way when it holds values above 255 (PIL opens some 16-bit files as ``I``)."""
+    if img.mode in _WIDE_GREY_MODES:
+        values = np.asarray(img).astype(np.float64)
+        if img.mode != "I" or (values.size and values.max() > 255):
+            values = values / 257.0
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def save_image(path: str | os.PathLike, array: np.ndarray, quality: int = 95) -> None:

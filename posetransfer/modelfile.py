@@ -45,6 +45,7 @@ from .errors import CheckpointError, ModelError
 from .io import atomic_path
 from .models.blocks import PRESET_SIZES
 from .models.registry import build_discriminator, build_generator
+from .models.weights_guard import check_declared_size, check_weight_dtypes
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,7 @@ def _read_model_file(path: str | os.PathLike, file_format: str) -> ModelFile:
         contract = InputContract.from_json(_json_meta(metadata, CONTRACT_KEY, path), where=str(path))
     elif legacy:
         contract = InputContract.from_json(legacy, where=str(path))
+    check_weight_dtypes({key: value.dtype for key, value in state.items()}, str(path))
     return ModelFile(metadata["arch"], config, state, contract, metadata)
 
 
@@ -346,6 +348,7 @@ def _build_and_load(found: ModelFile, path: Path, arch: str | None, role: str, b
     if arch is not None and found.arch != arch:
         raise CheckpointError(f"{path}: file holds a {found.arch!r} {role}, not {arch!r}")
     try:
+        check_declared_size(lambda: build(found.arch, **found.config), found.state, str(path), found.config)
         model = build(found.arch, **found.config)
     except (ModelError, TypeError) as exc:  # a config this version cannot build
         raise CheckpointError(f"{path}: {exc}") from None

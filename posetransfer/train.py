@@ -41,6 +41,7 @@ from .logging_utils import Board, Progress, RunLog, sample_grid
 from .losses import ImagePool, PerceptualLoss, StyleLoss, discriminator_adversarial, generator_adversarial, l1
 from .modelfile import InputContract, read_generator_file
 from .models.registry import build_discriminator, build_generator
+from .runlock import holds_run_folder
 
 log = logging.getLogger("posetransfer.train")
 
@@ -56,6 +57,7 @@ UNBOUNDED_STEPS = 10 ** 7
 # ================================================================================================
 # The loop
 # ================================================================================================
+@holds_run_folder   # one trainer per run folder (posetransfer.runlock)
 def train(config: dict[str, Any] | None, data: str | Path | None, out: str | Path, *, resume: bool = False,
           overrides: Sequence[str] = (), steps: int | None = None, vgg_weights: str | Path | None = None,
           dataset: torch.utils.data.Dataset | None = None, max_seconds: float | None = None,
@@ -321,6 +323,7 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
                 board.image("samples", grid, step)
                 save_image(run / "samples" / f"step_{step:08d}.png", grid)
             if step % train_cfg["checkpoint_every"] == 0 or is_last or out_of_time:
+                _check_weights([G, *discs.values()], optimizers, step, info, last_checkpoint)
                 last_checkpoint = _save(run, step, G, discs, optimizers, scalers, pools, loader, cfg, data, info,
                                         elapsed_before + time.time() - t_start, losses_f, weights_used,
                                         vgg_weights)
@@ -364,7 +367,12 @@ def _train(cfg: dict[str, Any], data: str | Path | None, run: Path, info: D.Dist
             "resumed_from": str(stored.folder) if stored is not None else None,
         }
         if info.is_main:
-            write_json(run / "summary.json", summary)
+            try:
+                write_json(run / "summary.json", summary)
+            except PosetransferError as exc:
+                if error is None:
+                    raise
+                log.warning("%s", exc)   # e.g. the full disk that stopped a checkpoint: keep that error
     if info.is_main:
         log.info("%s after %d steps (%.1f s); last checkpoint %s", status, step, summary["session_seconds"],
                  last_checkpoint)
@@ -602,6 +610,32 @@ def _check_gradient(norm: torch.Tensor | None, which: str, step: int, info: D.Di
     where = "last good checkpoint: " + (str(last_checkpoint) if last_checkpoint else "none (no checkpoint yet)")
     raise TrainingError(f"step {step}: non-finite gradient in the {which} update (loss was finite); "
                         f"training stopped, {where}")
+
+
+def _check_weights(models: Sequence[nn.Module], optimizers: dict[str, torch.optim.Optimizer], step: int,
+                   info: D.DistInfo, last_checkpoint) -> None:
+    """Before a checkpoint is committed: every weight, buffer and optimizer moment is finite. A finite loss and
+    gradient can still give a non-finite update (an extreme learning rate); such a checkpoint would be cited
+    as the last good one."""
+    bad = None
+    for model in models:
+        for name, value in [*model.named_parameters(), *model.named_buffers()]:
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = f"{getattr(model, 'arch', type(model).__name__)} {name}"
+                break
+        if bad:
+            break
+    for opt_name, optimizer in optimizers.items():
+        for state in ([] if bad else optimizer.state.values()):
+            if any(torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())
+                   for v in state.values()):
+                bad = f"optimizer {opt_name} state"
+                break
+    if not D.any_flag(bad is not None, info):
+        return
+    where = "last good checkpoint: " + (str(last_checkpoint) if last_checkpoint else "none (no checkpoint yet)")
+    what = f"{bad} holds non-finite values" if bad else "non-finite weights on another process"
+    raise TrainingError(f"step {step}: {what} after the update; no checkpoint written, training stopped, {where}")
 
 
 def _check_finite(losses: dict[str, torch.Tensor], step: int, info: D.DistInfo, last_checkpoint) -> None:

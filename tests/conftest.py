@@ -1,7 +1,11 @@
 """Shared fixtures. Tests run on CPU with few threads so the suite stays fast on 2 cores."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,34 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread():
+    """``with serve_in_thread(make_config) as port:`` runs uvicorn in a thread of this process on a free
+    loopback port; ``make_config(port)`` returns the ``uvicorn.Config`` (the web demo's tests)."""
+
+    @contextlib.contextmanager
+    def run(make_config):
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(make_config(port))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 20
+        while not server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.05)
+        try:
+            yield port
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    return run
 
 
 @pytest.fixture(scope="session")

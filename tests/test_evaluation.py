@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from posetransfer.data import keypoints as K
-from posetransfer.errors import DataError
+from posetransfer.errors import DataError, WeightsUnavailable
 from posetransfer.evaluation import evaluate
 from posetransfer.io import read_image, save_image, write_json
 from posetransfer.metrics.lpips import LPIPSMetric
@@ -84,9 +86,11 @@ def market(tmp_path):
     return root, gen, expected
 
 
-def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
+def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path, monkeypatch):
     root, gen, expected = market
     out = tmp_path / "results.json"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # offline: no AlexNet for LPIPS v0.1
+    monkeypatch.delenv("POSETRANSFER_ALEXNET_WEIGHTS", raising=False)
     results = evaluate(gen, root, "all", metrics=["ssim", "ssim_win51", "mask_ssim", "l1", "psnr", "mask_psnr",
                                                  "lpips", "mask_lpips"], out=out, progress=False)
     fakes = [v[0] for v in expected.values()]
@@ -99,9 +103,12 @@ def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
     assert m["l1"] == pytest.approx(np.mean([l1(f, t) for f, t in zip(fakes, targets)]))
     assert m["psnr"] == pytest.approx(np.mean([psnr(f, t) for f, t in zip(fakes, targets)]))
     assert m["mask_psnr"] == pytest.approx(np.mean([psnr(f, t, mask=k) for f, t, k in zip(fakes, targets, masks)]))
-    lp = LPIPSMetric()
-    assert m["lpips"] == pytest.approx(float(np.mean(lp(fakes, targets))), rel=1e-5)
-    assert m["mask_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets, masks))), rel=1e-5)
+    # offline the shift-tolerant LPIPS is computed, under its own keys; lpips stays null with the reason
+    lp = LPIPSMetric(variant="shift-tolerant")
+    assert m["lpips"] is None and m["mask_lpips"] is None
+    assert "st_lpips" in results["unavailable"]["lpips"] and "--lpips-weights" in results["unavailable"]["lpips"]
+    assert m["st_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets))), rel=1e-5)
+    assert m["mask_st_lpips"] == pytest.approx(float(np.mean(lp(fakes, targets, masks))), rel=1e-5)
     # what was matched and how, all in the file
     saved = json.loads(out.read_text())
     assert saved["metrics"] == pytest.approx(m)
@@ -111,7 +118,9 @@ def test_metrics_equal_the_metric_functions_on_matched_pairs(market, tmp_path):
     assert g["extra_examples"] == ["unrelated.png"]
     assert saved["dataset"]["resolution"] == [128, 64] and saved["dataset"]["kind"] == "market"
     assert saved["protocol"]["name"] == "all" and saved["settings"]["ssim_white_pad"] == 0
-    assert saved["weights"]["lpips"]["kind"] in ("package", "path", "hub-cache")
+    assert saved["weights"]["st_lpips"]["kind"] == "package" and "lpips" not in saved["weights"]
+    assert saved["generated"]["reference"] == "strip"  # the strip is scored against its own target panel
+    assert saved["generated"]["reference_counts"] == {"strip_target_panel": 1, "dataset_test_image": 3}
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -130,8 +139,11 @@ def test_patn_protocol_rejects_resized_outputs_and_strip_reference_is_official(m
     root, gen, _ = market
     with pytest.raises(DataError, match=r"\.png: generated image is 192x96 but the ground truth is 128x64"):
         evaluate(gen, root, "patn", metrics=["ssim"], progress=False)
-    with pytest.raises(DataError, match="--reference strip needs"):
-        evaluate(gen, root, "fast", metrics=["ssim"], reference="strip", progress=False)
+    # strips use their own panel, single images (which have none) the dataset's test image — in one folder
+    mixed = evaluate(gen, root, "fast", metrics=["ssim"], reference="strip", progress=False)["generated"]
+    assert mixed["reference_counts"] == {"strip_target_panel": 1, "dataset_test_image": 3}
+    with pytest.raises(DataError, match="unknown reference 'panel'"):
+        evaluate(gen, root, "fast", metrics=["ssim"], reference="panel", progress=False)
 
 
 def test_unavailable_networks_give_null_with_the_reason(market, tmp_path, monkeypatch):
@@ -217,3 +229,255 @@ def test_bad_inputs_are_data_errors_naming_the_path(market, tmp_path):
     empty.mkdir()
     with pytest.raises(DataError, match="empty: no generated image matches a test pair"):
         evaluate(empty, root, progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# The official scripts' conventions, each pinned against a small reference of the official formula
+# --------------------------------------------------------------------------------------------------
+def patn_official_strip_scores(folder: Path) -> tuple[float, float]:
+    """PATN ``getMetrics_market.py``: strips read in ``os.listdir`` order, panel width ``w = shape[1] / 5``,
+    target ``img[:, 2w:3w]``, generated ``img[:, 4w:5w]``; compare_ssim (Gaussian 1.5, population covariance,
+    data_range of the generated panel) and ``mean |2(r/255-.5) - 2(g/255-.5)|``."""
+    from skimage.metrics import structural_similarity
+
+    ssims, l1s = [], []
+    for name in os.listdir(folder):
+        img = np.asarray(Image.open(folder / name))
+        w = int(img.shape[1] / 5)
+        target, generated = img[:, 2 * w:3 * w], img[:, 4 * w:5 * w]
+        ssims.append(structural_similarity(target, generated, gaussian_weights=True, sigma=1.5,
+                                           use_sample_covariance=False, channel_axis=2,
+                                           data_range=generated.max() - generated.min()))
+        l1s.append(np.abs(2 * (target / 255.0 - 0.5) - 2 * (generated / 255.0 - 0.5)).mean())
+    return float(np.mean(ssims)), float(np.mean(l1s))
+
+
+def test_official_strips_are_scored_against_their_own_target_panel_by_default(tmp_path):
+    root = make_dataset(tmp_path / "market", ids=1, per_id=3)
+    gen = tmp_path / "strips"
+    for k, (a, b) in enumerate(K.read_pairs(root / "market-pairs-test.csv")):
+        target = read_image(root / "test" / b)
+        save_image(gen / f"{a}___{b}_vis.jpg", strip(read_image(root / "test" / a), target, degrade(target, 20, k)),
+                   quality=70)  # the JPEG strip: its target panel is not the dataset's test image any more
+    ssim, l1_value = patn_official_strip_scores(gen)
+    default = evaluate(gen, root, "patn", metrics=["ssim", "l1"], progress=False)
+    assert default["metrics"]["ssim"] == pytest.approx(ssim, rel=1e-9)
+    assert default["metrics"]["l1"] == pytest.approx(l1_value, rel=1e-9)
+    assert default["generated"]["reference"] == "strip" and "own target panel" in default["generated"]["reference_description"]
+    assert default["generated"]["reference_counts"] == {"strip_target_panel": 6, "dataset_test_image": 0}
+    dataset = evaluate(gen, root, "patn", metrics=["ssim", "l1"], reference="dataset", progress=False)
+    assert dataset["generated"]["reference"] == "dataset"
+    assert dataset["generated"]["reference_counts"] == {"strip_target_panel": 0, "dataset_test_image": 6}
+    expected = []
+    for p in gen.iterdir():
+        a, b = p.name[:-len("_vis.jpg")].split("___")
+        expected.append(ssim_patn(np.asarray(Image.open(p))[:, 4 * 64:], read_image(root / "test" / b)))
+    assert dataset["metrics"]["ssim"] == pytest.approx(np.mean(expected))
+    assert dataset["metrics"]["ssim"] != pytest.approx(ssim, rel=1e-4)
+
+
+def test_gfla_l1_is_compare_l1_and_pona_psnr_is_the_y_channel(market, tmp_path):
+    root, gen, expected = market
+    pairs = list(expected.values())
+    gfla = evaluate(gen, root, "gfla", metrics=["l1", "psnr"], progress=False)
+    reference = [np.mean(np.abs(t.astype(np.float32) / 255 - f.astype(np.float32) / 255)) for f, t, _ in pairs]
+    assert gfla["metrics"]["l1"] == pytest.approx(float(np.mean(reference)), rel=1e-6)
+    assert gfla["settings"]["l1_range"] == "[0,1]" and "compare_l1" in gfla["settings"]["l1"]
+    assert gfla["metrics"]["psnr"] == pytest.approx(np.mean([psnr(f, t) for f, t, _ in pairs]))
+    patn = evaluate(gen, root, "patn", metrics=["l1"], resize="bicubic", progress=False)
+    assert patn["settings"]["l1_range"] == "[-1,1]"
+    assert patn["metrics"]["l1"] == pytest.approx(2 * gfla["metrics"]["l1"], rel=1e-9)
+    pona = evaluate(gen, root, "pona", metrics=["psnr"], resize="bicubic", progress=False)
+    from posetransfer.metrics.pixel import psnr_y
+
+    assert pona["settings"]["psnr_kind"] == "y" and "Psnr.py" in pona["settings"]["psnr"]
+    assert pona["metrics"]["psnr"] == pytest.approx(np.mean([psnr_y(f, t) for f, t, _ in pairs]))
+    assert pona["metrics"]["psnr"] != pytest.approx(gfla["metrics"]["psnr"], abs=0.01)
+
+
+class TinyFeatures(torch.nn.Module):
+    """Stand-in for torchvision's Inception-v3 (its weights are not available offline): 2048 averages."""
+
+    def forward(self, x):
+        return torch.nn.functional.adaptive_avg_pool2d(x, (26, 27)).flatten(1)[:, :2048]
+
+
+@pytest.fixture()
+def standin_gfla_network(monkeypatch):
+    """GFLA's FID kind through the real extractor (GFLA's preprocessing) with a tiny network behind it."""
+    from posetransfer.weights import WeightsSource
+    from posetransfer.weights import inception_torchvision as tv
+
+    network = TinyFeatures()
+    source = WeightsSource("stand-in for " + tv.NETWORK, "path", "/nonexistent/stand-in.pth", "tests")
+    monkeypatch.setattr(tv, "build_imagenet_inception", lambda path=None: (network, source))
+    return network
+
+
+def gfla_features(network, images: list[np.ndarray]) -> np.ndarray:
+    """GFLA's feature path (x/255, bilinear to 299, the mean/std formula) written out, then the network."""
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)) / 255
+    x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return network(x * std / 0.5 + (mean - 0.5) / 0.5).double().numpy()
+
+
+def gfla_fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """GFLA ``calculate_activation_statistics`` (np.mean, np.cov rowvar=False) + the Fréchet distance."""
+    from posetransfer.metrics.fid import frechet_distance
+
+    return frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
+
+
+def test_gfla_protocol_computes_gflas_fid_kind_and_names_it(tmp_path, standin_gfla_network):
+    root = make_dataset(tmp_path / "data", ids=1, per_id=3, train=5)
+    gen = tmp_path / "gen"
+    fakes = []
+    for a, b in K.read_pairs(root / "market-pairs-test.csv")[:4]:
+        fakes.append(degrade(read_image(root / "test" / b), 25, len(fakes)))
+        save_image(gen / f"{a}___{b}.png", fakes[-1])
+    out = tmp_path / "r.json"
+    results = evaluate(gen, root, "gfla", metrics=["fid"], cache_dir=tmp_path / "cache", out=out, progress=False)
+    reals = [read_image(p) for p in sorted((root / "train").iterdir())]
+    expected = gfla_fid(gfla_features(standin_gfla_network, reals), gfla_features(standin_gfla_network, fakes))
+    assert results["metrics"]["fid"] == pytest.approx(expected, rel=1e-6)
+    saved = json.loads(out.read_text())
+    assert saved["settings"]["fid"]["kind"] == "gfla" and saved["settings"]["fid"]["preprocess"] == "gfla"
+    assert "torchvision inception_v3" in saved["settings"]["fid"]["network"]
+    assert saved["details"]["fid"]["kind"] == "gfla" and saved["details"]["fid"]["real_images"] == 5
+    assert "inception_preprocess" not in saved["settings"]  # the TF network's preprocessing is not involved
+    tf = evaluate(gen, root, "gfla", metrics=["fid"], fid_kind="tf", cache_dir=tmp_path / "cache", progress=False)
+    assert tf["settings"]["fid"]["kind"] == "tf" and tf["settings"]["fid"]["network"].startswith("inception-2015")
+    assert tf["metrics"]["fid"] != pytest.approx(results["metrics"]["fid"])
+    assert tf["details"]["fid"]["cache_file"] != results["details"]["fid"]["cache_file"]  # kinds never share
+
+
+def test_gfla_fid_without_its_weights_is_null_with_a_one_line_reason(market, tmp_path, monkeypatch):
+    root, gen, _ = market
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.delenv("POSETRANSFER_IMAGENET_INCEPTION_WEIGHTS", raising=False)
+    results = evaluate(gen, root, "gfla", metrics=["fid", "ssim"], progress=False)
+    reason = results["unavailable"]["fid"]
+    assert results["metrics"]["fid"] is None and "\n" not in reason and "--imagenet-inception-weights" in reason
+    assert results["settings"]["fid"]["kind"] == "gfla" and results["metrics"]["ssim"] is not None
+    with pytest.raises(WeightsUnavailable, match="nothere.pth: torchvision Inception-v3 weights file not found"):
+        evaluate(gen, root, "gfla", metrics=["fid"], imagenet_inception_weights=tmp_path / "nothere.pth",
+                 progress=False)
+
+
+def test_drop_last_batch_keeps_the_images_gflas_script_keeps(tmp_path, standin_gfla_network):
+    from torchvision.models import alexnet
+
+    from posetransfer.metrics.ordering import gfla_fid_kept, gfla_lpips_kept
+
+    root = make_dataset(tmp_path / "data", ids=1, per_id=9, train=66)  # 72 test pairs, 66 real images
+    gen = tmp_path / "gen"
+    for k, (a, b) in enumerate(K.read_pairs(root / "market-pairs-test.csv")[:67]):
+        fake = degrade(read_image(root / "test" / b), 20, k)
+        save_image(gen / f"{a}___{b}.{'jpg' if k % 3 == 0 else 'png'}", fake, quality=100)
+    torch.manual_seed(0)
+    alex = tmp_path / "alexnet-owt-7be5be79.pth"  # a stand-in AlexNet: LPIPS v0.1 code path, offline
+    torch.save(alexnet(weights=None).state_dict(), alex)
+    common = dict(metrics=["fid", "lpips"], lpips_weights=alex, cache_dir=tmp_path / "cache", progress=False)
+    dropped = evaluate(gen, root, "gfla", drop_last_batch=True, **common)
+    every = evaluate(gen, root, "gfla", **common)
+    d, e = dropped["details"], every["details"]
+    assert (d["fid"]["generated_images"], d["fid"]["generated_dropped"]) == (64, 3)
+    assert (d["fid"]["real_images"], d["fid"]["real_dropped"]) == (64, 2)
+    assert (d["lpips"]["n"], d["lpips"]["dropped"]) == (64, 3)
+    assert (e["fid"]["generated_images"], e["fid"]["real_images"], e["lpips"]["n"]) == (67, 66, 67)
+    assert dropped["settings"]["drop_last_batch"] is True and every["settings"]["drop_last_batch"] is False
+
+    files = sorted(gen.iterdir())
+    target = {p: read_image(root / "test" / p.name.split("___")[1].rsplit(".", 1)[0]) for p in files}
+    fake_kept = gfla_fid_kept(files)  # glob('*.jpg') + glob('*.png'), first 64
+    real_kept = gfla_fid_kept(sorted((root / "train").iterdir()))
+    expected = gfla_fid(gfla_features(standin_gfla_network, [read_image(p) for p in real_kept]),
+                        gfla_features(standin_gfla_network, [read_image(p) for p in fake_kept]))
+    assert dropped["metrics"]["fid"] == pytest.approx(expected, rel=1e-5)  # float32 features, batched
+    lpips = LPIPSMetric(alex, variant="standard")
+    lpips_kept = gfla_lpips_kept(files)  # sorted names, first 64
+    per_pair = lpips([read_image(p) for p in lpips_kept], [target[p] for p in lpips_kept])
+    assert dropped["metrics"]["lpips"] == pytest.approx(float(np.mean(per_pair)), rel=1e-5)
+    assert every["metrics"]["lpips"] != pytest.approx(dropped["metrics"]["lpips"], rel=1e-6)
+    assert "st_lpips" not in every["metrics"] and every["weights"]["lpips"]["network"] == "LPIPS v0.1 alex"
+
+
+class PixelClassifier:
+    """Stand-in TF Inception with a classifier: 6 'classes' from the mean colour (IS order tests, cheap)."""
+
+    has_logits = True
+
+    def __init__(self, weights=None, preprocess_mode="tf", device="cpu", batch_size=32):
+        from posetransfer.weights import WeightsSource
+
+        self.preprocess_mode = preprocess_mode
+        self.source = WeightsSource("stand-in classifier", "path", str(weights), "tests")
+
+    @staticmethod
+    def logits(images) -> np.ndarray:
+        means = np.stack([im.reshape(-1, 3).mean(0) for im in images]) / 25.0
+        return np.concatenate([means, -means], axis=1)
+
+    def __call__(self, images):
+        return torch.zeros(len(images), 2048, dtype=torch.float64), torch.from_numpy(self.logits(images))
+
+
+def test_is_splits_can_follow_the_listdir_order_of_patns_script(tmp_path, monkeypatch):
+    from posetransfer.metrics.inception_score import inception_score, softmax
+    from posetransfer.weights import inception as tf_inception
+
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"stand-in")
+    monkeypatch.setattr(tf_inception, "InceptionExtractor", PixelClassifier)
+    root = make_dataset(tmp_path / "data", ids=1, per_id=5, train=0)
+    gen = tmp_path / "gen"
+    pairs = K.read_pairs(root / "market-pairs-test.csv")
+    for k, (a, b) in enumerate(pairs):
+        save_image(gen / f"{a}___{b}.png", degrade(read_image(root / "test" / b), 5 + 4 * k, k))
+    by_pairs = evaluate(gen, root, "patn", metrics=["is"], inception_weights=weights, progress=False)
+    by_listdir = evaluate(gen, root, "patn", metrics=["is"], inception_weights=weights, is_order="listdir",
+                          progress=False)
+    in_pairs = [read_image(gen / f"{a}___{b}.png") for a, b in pairs]
+    in_listdir = [read_image(gen / name) for name in os.listdir(gen)]
+    expected_pairs = inception_score(softmax(PixelClassifier.logits(in_pairs)), 10)[0]
+    expected_listdir = inception_score(softmax(PixelClassifier.logits(in_listdir)), 10)[0]
+    assert by_pairs["metrics"]["is"] == pytest.approx(expected_pairs, rel=1e-9)
+    assert by_listdir["metrics"]["is"] == pytest.approx(expected_listdir, rel=1e-9)
+    assert by_listdir["details"]["is"]["order"] == "listdir" and by_listdir["settings"]["is_order"] == "listdir"
+    if os.listdir(gen) != [f"{a}___{b}.png" for a, b in pairs]:
+        assert by_listdir["metrics"]["is"] != pytest.approx(by_pairs["metrics"]["is"], rel=1e-9)
+
+
+def test_only_the_networks_the_metrics_need_are_loaded(market, tmp_path, monkeypatch):
+    from posetransfer.weights import inception as tf_inception
+
+    root, gen, _ = market
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # only fid-helper's default_1.pt
+    monkeypatch.delenv("POSETRANSFER_INCEPTION_WEIGHTS", raising=False)
+
+    def no_loading(*args):
+        raise AssertionError("the 90 MB Inception was loaded although IS cannot use it")
+
+    monkeypatch.setattr(tf_inception, "_load_model", no_loading)
+    results = evaluate(gen, root, "patn", metrics=["ssim", "is", "mask_is"], resize="bicubic", progress=False)
+    assert results["metrics"]["is"] is None and "classifier" in results["unavailable"]["is"]
+
+
+def test_pixel_metrics_and_st_lpips_import_neither_torchvision_nor_mediapipe(market):
+    import subprocess
+    import sys
+
+    root, gen, _ = market
+    code = (f"import sys; from posetransfer.evaluation import evaluate; "
+            f"r = evaluate({str(gen)!r}, {str(root)!r}, 'all', metrics=['ssim', 'l1', 'psnr', 'st_lpips'], "
+            f"progress=False); assert r['metrics']['st_lpips'] is not None; "
+            f"print(sorted(m for m in ('torchvision', 'mediapipe') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

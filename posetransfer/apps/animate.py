@@ -10,6 +10,7 @@ Encoding uses imageio's ffmpeg plugin; the ffmpeg binary ships inside the imagei
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v")
 DEFAULT_FPS = 10.0
+#: Longest side of an output frame: ``--scale`` enlarges for viewing, not to fill memory with one video.
+MAX_FRAME_SIDE = 8192
 
 
 @dataclass
@@ -162,6 +165,14 @@ def animate(model: InferenceModel, source: str | os.PathLike, poses: str | os.Pa
     source, poses, out = Path(source), Path(poses), Path(out)
     if every < 1 or scale < 1 or batch_size < 1:
         raise ConfigError("--every, --scale and --batch-size must be >= 1")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ConfigError(f"--fps must be a positive number, got {fps}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames must be >= 1, got {max_frames}")
+    side = max(model.frame[0], model.frame[1] * (2 if with_pose else 1))
+    if scale * side > MAX_FRAME_SIDE:
+        raise ConfigError(f"--scale {scale} makes {scale * side}-pixel frames; at most {MAX_FRAME_SIDE // side} "
+                          f"for this {model.frame[0]}x{model.frame[1]} model (frames up to {MAX_FRAME_SIDE} px)")
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"{out}: output must end in .mp4 or .gif")
     photo = read_image(source)

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from ..data import keypoints as K
-from ..errors import PoseError
+from ..errors import DataError, PoseError
 from ..viz import resize
 
 PadMode = Literal["edge", "grey"]
@@ -30,6 +30,15 @@ MARGIN_SIDE = 0.10
 #: Fewer present joints than this cannot define a person box.
 MIN_JOINTS = 3
 GREY = 128
+#: How far joints may lie beyond the photo, as a fraction of its height / width. A person cut off by the
+#: frame has a few joints just outside it; joints farther out do not belong to a person in this photo, and
+#: unbounded ones would make the crop box (and the padding) as large as an attacker likes.
+MAX_OUTSIDE = 0.5
+#: Pixel budget of a crop box: at most this many times the photo's pixels, at least
+#: :data:`MIN_CROP_BUDGET` (small photos), never more than :data:`MAX_CROP_PIXELS` (the crop is allocated).
+CROP_AREA_FACTOR = 8
+MIN_CROP_BUDGET = 4_000_000
+MAX_CROP_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -49,18 +58,45 @@ class CropBox:
         return {"top": self.top, "left": self.left, "height": self.height, "width": self.width}
 
 
+def check_keypoints_near(keypoints: np.ndarray, photo_size: tuple[int, int], where: str = "keypoints") -> None:
+    """Every present joint must lie inside the photo or at most :data:`MAX_OUTSIDE` of its size beyond it."""
+    kp = np.asarray(keypoints)
+    present = ~K.missing_mask(kp)
+    h, w = int(photo_size[0]), int(photo_size[1])
+    lo = np.array([-MAX_OUTSIDE * h, -MAX_OUTSIDE * w])
+    hi = np.array([(1 + MAX_OUTSIDE) * h, (1 + MAX_OUTSIDE) * w])
+    far = present & np.any((kp < lo) | (kp >= hi), axis=1)
+    if far.any():
+        j = int(np.argmax(far))
+        raise DataError(f"{where}: joint {j} ({K.JOINT_NAMES[j]}) at (y={kp[j, 0]}, x={kp[j, 1]}) lies far outside "
+                        f"the {h}x{w} photo (at most {MAX_OUTSIDE:.0%} of its size beyond the edge)")
+
+
+def check_box(box: CropBox, photo_size: tuple[int, int], where: str = "photo") -> None:
+    """Refuse a crop box beyond the pixel budget *before* anything of its size is allocated."""
+    h, w = int(photo_size[0]), int(photo_size[1])
+    budget = min(MAX_CROP_PIXELS, max(MIN_CROP_BUDGET, CROP_AREA_FACTOR * h * w))
+    if box.height * box.width > budget:
+        raise DataError(f"{where}: the person's crop box ({box.height}x{box.width} at y={box.top}, x={box.left}) "
+                        f"reaches far outside the {h}x{w} photo ({box.height * box.width} pixels, the limit is "
+                        f"{budget}); check the keypoints")
+
+
 def box_from_keypoints(keypoints: np.ndarray, model_size: tuple[int, int], where: str = "keypoints",
-                       ) -> CropBox:
+                       photo_size: tuple[int, int] | None = None) -> CropBox:
     """The crop box around a person: keypoint bounds + margins, grown to the model's aspect ratio.
 
     The box is centred on the keypoints' box horizontally and on the margin-extended box vertically;
-    whichever side is too short for the aspect ratio is grown symmetrically.
+    whichever side is too short for the aspect ratio is grown symmetrically. With ``photo_size`` the joints
+    are first checked to lie near that photo (:func:`check_keypoints_near`).
     """
     kp = np.asarray(keypoints)
     present = ~K.missing_mask(kp)
     if int(present.sum()) < MIN_JOINTS:
         raise PoseError(f"{where}: only {int(present.sum())} keypoints present, cannot locate the person "
                         f"(need at least {MIN_JOINTS})")
+    if photo_size is not None:
+        check_keypoints_near(kp, photo_size, where)
     ys, xs = kp[present, 0].astype(float), kp[present, 1].astype(float)
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
     span = max(y1 - y0, x1 - x0, 8.0)
@@ -83,19 +119,25 @@ def box_from_keypoints(keypoints: np.ndarray, model_size: tuple[int, int], where
 
 
 def crop_image(image: np.ndarray, box: CropBox, model_size: tuple[int, int], pad: PadMode = "edge",
-               ) -> np.ndarray:
-    """Cut ``box`` out of ``image`` (padding where it leaves the photo) and resize it to ``model_size``."""
+               where: str = "photo") -> np.ndarray:
+    """Cut ``box`` out of ``image`` (padding where it leaves the photo) and resize it to ``model_size``.
+
+    Only the box is allocated (not the padded photo), and only after :func:`check_box` accepted its size.
+    """
     h, w = image.shape[:2]
-    pt, pl = max(0, -box.top), max(0, -box.left)
-    pb, pr = max(0, box.top + box.height - h), max(0, box.left + box.width - w)
-    if pt or pl or pb or pr:
-        widths = ((pt, pb), (pl, pr), (0, 0))
-        if pad == "edge":
-            image = np.pad(image, widths, mode="edge")
-        else:
-            image = np.pad(image, widths, mode="constant", constant_values=GREY)
-    top, left = box.top + pt, box.left + pl
-    patch = image[top:top + box.height, left:left + box.width]
+    check_box(box, (h, w), where)
+    bottom, right = box.top + box.height, box.left + box.width
+    if box.top >= 0 and box.left >= 0 and bottom <= h and right <= w:
+        patch = image[box.top:bottom, box.left:right]
+    elif pad == "edge":   # edge padding = the nearest row / column of the photo
+        rows = np.clip(np.arange(box.top, bottom), 0, h - 1)
+        cols = np.clip(np.arange(box.left, right), 0, w - 1)
+        patch = image[np.ix_(rows, cols)]
+    else:
+        patch = np.full((box.height, box.width) + image.shape[2:], GREY, dtype=image.dtype)
+        top, left = max(0, box.top), max(0, box.left)
+        inside = image[top:min(h, bottom), left:min(w, right)]
+        patch[top - box.top:top - box.top + inside.shape[0], left - box.left:left - box.left + inside.shape[1]] = inside
     return np.ascontiguousarray(resize(patch, model_size))
 
 

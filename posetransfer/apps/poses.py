@@ -132,8 +132,8 @@ def prepare_source(photo: np.ndarray, pose: Pose, size: tuple[int, int], crop: C
     if _use_identity(photo.shape[:2], size, crop):
         box = C.CropBox.full(photo.shape[:2])
     else:
-        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where)
-    image = C.crop_image(photo, box, size, pad)
+        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where, photo_size=photo.shape[:2])
+    image = C.crop_image(photo, box, size, pad, where=pose.where)
     return Prepared(image, C.keypoints_to_model(pose.keypoints, box, size), box, photo)
 
 

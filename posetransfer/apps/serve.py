@@ -4,9 +4,12 @@ Upload a person photo (or use a dataset sample), pick a target pose from the dat
 joints of a skeleton, and get the generated image and the per-block attention masks.
 
 Safety limits, because the server decodes untrusted uploads: the request body is capped
-(:data:`MAX_UPLOAD_BYTES`, 413), image dimensions are checked from the header *before* decoding
-(:data:`MAX_PIXELS`; decompression bombs), anything PIL cannot read is a 400 with a message, and model
-inference (and pose estimation, whose estimators are not thread-safe) runs under a lock.
+(:data:`MAX_UPLOAD_BYTES`, 413; counted while it streams in, so a chunked body without Content-Length is
+cut at the limit too), only JPEG, PNG, WebP and BMP are decoded (:data:`UPLOAD_FORMATS`), image dimensions
+are checked from the header *before* decoding (:data:`MAX_PIXELS`; decompression bombs), anything PIL
+cannot read is a 400 with a message, and model inference (and pose estimation, whose estimators are not
+thread-safe) runs under a lock. :func:`serve` also answers only to its own ``Host`` names and drops
+connections whose headers never finish (:mod:`posetransfer.apps.serve_guards`).
 Every error is JSON ``{"error": "<one line>"}``; the page shows it.
 """
 from __future__ import annotations
@@ -24,17 +27,24 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
+from starlette.exceptions import HTTPException
 
 from .. import viz
 from ..data import keypoints as K
 from ..errors import DataError, PoseError, PosetransferError
 from ..inference import InferenceModel
+from ..io import pil_to_rgb
 from .poses import Pose, estimate_pose, target_to_model
+from .serve_guards import HEADER_TIMEOUT, HostAllowList, allowed_host_names, protocol_with_timeout
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+#: Room for the form's other fields (keypoints JSON, multipart headers) in a request body.
+FORM_OVERHEAD_BYTES = 64 * 1024
+#: The only formats an upload is decoded as (PIL would otherwise try every plugin, EPS through Ghostscript).
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 #: Largest photo accepted, in pixels (a 24-megapixel camera image fits; a 20000×20000 bomb does not).
 MAX_PIXELS = 25_000_000
 GALLERY_LIMIT = 48
@@ -55,28 +65,27 @@ class RequestError(Exception):
 
 def decode_upload(data: bytes, name: str = "upload") -> np.ndarray:
     """Bytes of an uploaded photo → uint8 RGB, refusing oversized, huge or unreadable files with a message."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise RequestError(413, f"{name}: file is {len(data) / 2**20:.1f} MB, the limit is "
-                                f"{MAX_UPLOAD_BYTES // 2**20} MB")
+    if len(data) > MAX_UPLOAD_BYTES:   # callers read at most the limit + 1 byte: the true size is unknown
+        raise RequestError(413, f"{name}: file is over the upload limit (the limit is {MAX_UPLOAD_BYTES // 2**20} MB)")
     if not data:
         raise RequestError(400, f"{name}: empty file")
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as img:
             w, h = img.size
             if w * h > MAX_PIXELS:
                 raise RequestError(413, f"{name}: image is {w}x{h} pixels, the limit is {MAX_PIXELS // 10**6} "
                                         f"megapixels")
             img.load()
-            rgb = img.convert("RGB")
+            rgb = pil_to_rgb(img)
     except RequestError:
         raise
     except Image.DecompressionBombError:
         raise RequestError(413, f"{name}: image dimensions are too large (decompression bomb)") from None
     except UnidentifiedImageError:
-        raise RequestError(400, f"{name}: not an image (JPEG, PNG, WebP, BMP, ... expected)") from None
+        raise RequestError(400, f"{name}: not an image (JPEG, PNG, WebP or BMP expected)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise RequestError(400, f"{name}: broken image file ({exc.__class__.__name__})") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return rgb
 
 
 def parse_keypoints_field(text: str | None, what: str) -> np.ndarray | None:
@@ -114,15 +123,20 @@ class Gallery:
         from ..data.prepare import find_split_files, is_pairable
 
         last_error: Exception | None = None
+        found = []
         for split in ("test", "train"):
             try:
                 images_dir, annotation_csv, _ = find_split_files(data, split)
                 annotations = K.read_annotations(annotation_csv)
-                break
             except PosetransferError as exc:
                 last_error = exc
-        else:
+                continue
+            found.append((images_dir, annotation_csv, annotations))
+            if any(is_pairable(name, kp) and (images_dir / name).is_file() for name, kp in annotations.items()):
+                break       # an empty (or image-less) test split falls back to train
+        if not found:
             raise DataError(f"{data}: no usable split for the pose gallery ({last_error})")
+        images_dir, annotation_csv, annotations = found[-1]
         meta_size = None
         try:
             from ..data.prepare import read_dataset_json
@@ -155,9 +169,17 @@ class Gallery:
         return image, Pose(self.poses[name], image.shape[:2], name)
 
 
-def create_app(model: InferenceModel, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT) -> FastAPI:
-    """The FastAPI application (also used by the tests through ``TestClient``)."""
-    app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(model: InferenceModel, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT,
+               allowed_hosts: set[str] | None = None) -> FastAPI:
+    """The FastAPI application (also used by the tests through ``TestClient``).
+
+    ``allowed_hosts``: the ``Host`` names answered (:func:`allowed_host_names`; :func:`serve` passes them);
+    None answers any name.
+    """
+    app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None,
+                  max_body_size=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)   # counted while the body streams in
+    if allowed_hosts is not None:
+        app.add_middleware(HostAllowList, names=allowed_hosts)
     gallery = Gallery(model, Path(data) if data else None, gallery_limit)
     pose_lock = threading.Lock()
     app.state.model = model
@@ -169,7 +191,7 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
         length = request.headers.get("content-length")
         if length is not None:
             try:
-                too_big = int(length) > MAX_UPLOAD_BYTES + 64 * 1024   # room for the form's other fields
+                too_big = int(length) > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES
             except ValueError:
                 return JSONResponse({"error": "malformed Content-Length"}, status_code=400)
             if too_big:
@@ -180,6 +202,14 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
     @app.exception_handler(RequestError)
     async def request_error(_request, exc: RequestError):
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request, exc: HTTPException):
+        if exc.status_code == 413:   # FastAPI's streaming body limit: the true size is not known
+            message = f"upload is over the size limit (the limit is {MAX_UPLOAD_BYTES // 2**20} MB)"
+        else:
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(_request, exc: Exception):
@@ -267,12 +297,23 @@ def _clip_missing(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def serve(model: InferenceModel, host: str = "127.0.0.1", port: int = 8000, data: str | Path | None = None) -> None:
-    """Run the demo with uvicorn until interrupted."""
+def server_config(app: FastAPI, host: str, port: int, header_timeout: float = HEADER_TIMEOUT):
+    """The uvicorn configuration of :func:`serve`: h11 with a deadline for unfinished request headers."""
     import uvicorn
 
-    app = create_app(model, data)
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol_with_timeout(header_timeout),
+                          ws="none", lifespan="off")
+
+
+def serve(model: InferenceModel, host: str = "127.0.0.1", port: int = 8000, data: str | Path | None = None) -> None:
+    """Run the demo with uvicorn until interrupted (answering only to ``host``'s names and loopback)."""
+    import uvicorn
+
+    names = allowed_host_names(host)
+    app = create_app(model, data, allowed_hosts=names)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: the demo has no authentication; anyone who can reach it can use it", host)
+    if names is None:
+        log.warning("serving on every interface: requests are answered whatever their Host header says")
     print(f"posetransfer demo on http://{host}:{port}/  (Ctrl+C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(app, host, port)).run()

@@ -29,7 +29,7 @@ from .. import viz
 from ..data.dataset import PairDataset
 from ..errors import ConfigError, DataError, ModelError
 from ..inference import InferenceModel
-from ..io import save_image, write_json
+from ..io import NewFiles
 from ..viz_flow import flow_figure, relation_figure
 
 log = logging.getLogger(__name__)
@@ -74,44 +74,49 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
     subset = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = 0
+    files = NewFiles(out)
+    done: set[str] = set()
     flows_written = 0
     direct = model.frame == model.size     # the dataset's tensors are the generator's input as they are
     if on_batch is not None:
         on_batch(0, len(subset), 0.0)
     started = time.perf_counter()
-    for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
-        sources = [viz.to_uint8(t) for t in batch["source_image"]]
-        if direct:
-            result = model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
-                                            batch["target_heatmaps"], extras=True)
-            images = [viz.to_uint8(t) for t in result.image]
-        else:
-            images, result = model.generate_batch(sources, list(batch["source_keypoints"].numpy()),
-                                                  list(batch["target_keypoints"].numpy()), extras=True)
-        for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
-            generated = images[i]
-            save_image(out / output_name(a, b), generated)
-            written += 1
-            want_flows = save_flows and bool(result.flows)
-            target = viz.to_uint8(batch["target_image"][i]) if strip or want_flows else None
-            if strip:
-                panel = viz.test_strip(sources[i], batch["source_keypoints"][i].numpy(), target,
-                                       batch["target_keypoints"][i].numpy(), generated)
-                save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
-            if want_flows:   # flows are in the generator's frame: so are the figure's images
-                figures = _flow_figures(result, i, model.image_to_model(sources[i]), model.image_to_model(target))
-                for kind, figure in figures.items():
-                    save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
-                flows_written += 1
-        if on_batch is not None:
-            on_batch(written, len(subset), time.perf_counter() - started)
-    if save_flows and flows_written == 0:
-        log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
-    summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
-               "size": list(model.frame), "model_size": list(model.size), "input_contract": model.contract.to_json(),
-               "contract_source": model.contract_source, "pairs": len(subset), "written": written,
-               "bad_samples": sorted(dataset.bad_samples), "strip": strip, "flows_written": flows_written}
-    write_json(out / "test_run.json", summary)
+    with files:   # an error (disk full) removes what this run wrote: no partial set
+        for batch in tqdm(loader, desc="test", unit="batch", disable=not progress):
+            sources = [viz.to_uint8(t) for t in batch["source_image"]]
+            if direct:
+                result = model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
+                                                batch["target_heatmaps"], extras=True)
+                images = [viz.to_uint8(t) for t in result.image]
+            else:
+                images, result = model.generate_batch(sources, list(batch["source_keypoints"].numpy()),
+                                                      list(batch["target_keypoints"].numpy()), extras=True)
+            for i, (a, b) in enumerate(zip(batch["source_name"], batch["target_name"])):
+                name = output_name(a, b)
+                if name in done:   # a pair with a bad image was served as the next good pair, already written
+                    continue
+                done.add(name)
+                generated = images[i]
+                files.save_image(out / name, generated)
+                want_flows = save_flows and bool(result.flows)
+                target = viz.to_uint8(batch["target_image"][i]) if strip or want_flows else None
+                if strip:
+                    panel = viz.test_strip(sources[i], batch["source_keypoints"][i].numpy(), target,
+                                           batch["target_keypoints"][i].numpy(), generated)
+                    files.save_image(out / f"{a}{SEPARATOR}{b}_vis.jpg", panel)
+                if want_flows:   # flows are in the generator's frame: so are the figure's images
+                    figures = _flow_figures(result, i, model.image_to_model(sources[i]), model.image_to_model(target))
+                    for kind, figure in figures.items():
+                        files.save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
+                    flows_written += 1
+            if on_batch is not None:
+                on_batch(len(done), len(subset), time.perf_counter() - started)
+        if save_flows and flows_written == 0:
+            log.warning("--save-flows: the %r generator returns no flow fields", model.arch)
+        summary = {"checkpoint": model.name, "arch": model.arch, "data": str(data_root), "split": split,
+                   "size": list(model.frame), "model_size": list(model.size),
+                   "input_contract": model.contract.to_json(), "contract_source": model.contract_source,
+                   "pairs": len(subset), "written": len(done), "bad_samples": sorted(dataset.bad_samples),
+                   "strip": strip, "flows_written": flows_written}
+        files.write_json(out / "test_run.json", summary)
     return summary

@@ -16,7 +16,7 @@ import numpy as np
 from .. import viz
 from ..data import keypoints as K
 from ..data.prepare import IMAGE_SUFFIXES
-from ..errors import ConfigError, DataError, ModelError, PoseError, PosetransferError
+from ..errors import ConfigError, DataError, ModelError, OutputError, PoseError, PosetransferError
 from ..extras import MissingExtra
 from ..inference import InferenceModel
 from ..io import read_image, save_image
@@ -126,7 +126,7 @@ def transfer_files(model: InferenceModel, source: str | os.PathLike, target: Pos
                                                source_pose=pose_path, paste_back=paste_back,
                                                save_attention=save_attention, crop=crop, pad=pad))
             report.succeeded.append(path)
-        except (ModelError, MissingExtra):   # every other image would fail the same way
+        except (ModelError, OutputError, MissingExtra):   # the model, the disk or the install fails every photo alike
             raise
         except PosetransferError as exc:
             report.failed.append((path, str(exc)))

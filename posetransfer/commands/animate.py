@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, load_model_from_args
+from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
 
 HELP = "animate a person photo with a pose sequence (folder of keypoints JSON or a driving video)"
 
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.animate import animate
     from ..apps.expectations import synthetic_note
 
+    check_model_arguments(args)
     model = load_model_from_args(args)
     summary = animate(model, args.source, args.poses, args.out, source_pose=args.source_pose, gif=args.gif,
                       fps=args.fps, every=args.every, max_frames=args.max_frames, with_pose=args.with_pose,

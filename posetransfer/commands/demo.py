@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps must be >= 1, got {args.steps}")
     if args.identities < 4:
         raise ConfigError(f"--identities must be >= 4, got {args.identities}")
+    from ..config import check_seed
+
+    check_seed(args.seed)
     from ..demo import DEFAULT_MINUTES, run_demo   # torch and the trainer (2 s): after the checks
 
     if args.minutes is None:

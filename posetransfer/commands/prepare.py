@@ -100,5 +100,9 @@ def _run_pairs(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "seed", None) is not None:
+        from ..config import check_seed
+
+        check_seed(args.seed)
     print(args._prepare(args))
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, load_model_from_args
+from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
 
 HELP = "build a Market-style re-ID training folder augmented with generated images"
 
@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from ..config import check_seed
+
+    check_seed(args.seed)
+    check_model_arguments(args)
     model = load_model_from_args(args)
     summary = reid_augment(model, args.data, args.out, portion=args.portion, mode=args.mode, seed=args.seed,
                            batch_size=args.batch_size, min_joints=args.min_joints, overwrite=args.overwrite)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, load_model_from_args
+from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
 
 HELP = "run the local web demo (FastAPI; no external resources)"
 
@@ -22,6 +22,11 @@ def run(args: argparse.Namespace) -> int:
         require_extra(module, "serve", "posetransfer serve")
     from ..apps.serve import serve
 
+    from ..errors import ConfigError
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 1..65535, got {args.port}")
+    check_model_arguments(args)
     model = load_model_from_args(args)
     serve(model, host=args.host, port=args.port, data=args.data)
     return 0

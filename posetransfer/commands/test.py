@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .transfer import add_model_arguments, load_model_from_args
+from .transfer import add_model_arguments, check_model_arguments, load_model_from_args
 
 HELP = "generate the test pairs of a dataset (<from>___<to>.png, ready for eval)"
 
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    check_model_arguments(args)
     model = load_model_from_args(args)
     out = Path(args.out) if args.out else Path(args.data) / "generated" / args.split
     summary = generate_test_set(model, args.data, out, split=args.split, limit=args.limit, strip=args.strip,

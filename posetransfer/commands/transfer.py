@@ -23,6 +23,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows)."""
+    from ..distributed import parse_device
+
+    parse_device(args.device)
+
+
 def load_model_from_args(args: argparse.Namespace):
     """The :class:`posetransfer.inference.InferenceModel` the flags of :func:`add_model_arguments` ask for."""
     from ..inference import load_model
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.target_csv and not args.target_name:
         raise ConfigError("--target-csv needs --target-name (the image whose pose to use)")
+    check_model_arguments(args)
     model = load_model_from_args(args)
     target = pose_from_csv(args.target_csv, args.target_name) if args.target_csv else load_pose(args.target)
     report = transfer_files(model, args.source, target, args.out, source_pose=args.source_pose,

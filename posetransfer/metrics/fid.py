@@ -1,13 +1,23 @@
 """Fréchet Inception Distance with streamed statistics and a cached real set.
 
-Protocol (GFLA ``script/metrics.py``, the source of the FID numbers in the structure-aware paper): Inception
-pool3 (2048-d) of the TF ``inception-2015-12-05`` graph; the *real* statistics come from **all training
-images** at the evaluation resolution, the fake statistics from every generated test image. (GFLA also drops
-the last partial batch of 64 — we use every image and record the counts.)
+Two FID *kinds* are computed with this one module; they differ only in the feature network and its input
+(see :data:`posetransfer.metrics.protocols.FID_KINDS`), and the results JSON says which was used:
+
+* ``tf`` — TF-FID, the field standard (TTUR, pytorch-fid): pool3 (2048-d) of the TF ``inception-2015-12-05``
+  graph (:mod:`posetransfer.weights.inception`);
+* ``gfla`` — GFLA's ``script/metrics.py``, the source of the FIDs in the GFLA and structure-aware papers:
+  torchvision's ImageNet Inception-v3 with GFLA's resize and normalisation
+  (:mod:`posetransfer.weights.inception_torchvision`).
+
+In both, the *real* statistics come from **all training images** at the evaluation resolution and the fake
+statistics from every generated test image; mean and covariance as ``np.mean`` / ``np.cov(rowvar=False)``
+(ddof 1), the distance ``|mu1 - mu2|² + tr(S1 + S2 - 2 sqrt(S1 S2))``. GFLA's script drops the last partial
+batch of 64 — :mod:`posetransfer.metrics.ordering` selects those images when that is asked for; by default
+every image is used, and the counts are recorded.
 
 The real-set statistics take minutes for Market's 12,936 training images on CPU, so they are cached in
 ``<cache dir>/fid/<key>.npz`` where the key hashes the file list (names, sizes, mtimes) and every setting the
-features depend on (network file, preprocessing, resolution, resize). A change of any of them is a miss.
+features depend on (network file, FID kind, preprocessing, resolution, resize). A change of any of them is a miss.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Inception Score (Salimans et al. 2016) as computed by the TF ``inception_score.py`` PATN used.
 
 ``IS = exp(E_x KL(p(y|x) || p(y)))`` over the 1008 classes of the TF Inception, computed on 10 consecutive
-splits of the generated images; the mean over splits is reported (with the std). The class probabilities
+splits of the generated images (in the test pairs' order, or in ``os.listdir`` order like PATN's script —
+the caller orders them); the mean over splits is reported (with the std). The class probabilities
 are the softmax of the **unbiased** logits (pool3 @ W, no bias), like the TF script. Mask-IS is the same on
 images whose background was blacked out with the target-pose mask.
 """

@@ -3,6 +3,11 @@
 Images are scaled with ``x / 127.5 - 1``; mask-LPIPS multiplies both scaled images by the target-pose mask,
 so the background becomes 0 (mid grey), exactly as GFLA's ``calculate_mask_lpips``. The network and where
 its weights came from are resolved by :mod:`posetransfer.weights.lpips`.
+
+Variants: ``"standard"`` is the published LPIPS v0.1 AlexNet (needs torchvision's AlexNet weights);
+``"shift-tolerant"`` is ST-LPIPS (shipped offline by stlpips-pytorch; a *different* metric, reported under its
+own keys ``st_lpips`` / ``mask_st_lpips``); ``"auto"`` is the standard one when its weights are found, else
+ST-LPIPS (:attr:`LPIPSMetric.is_standard` says which).
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..weights.lpips import build_lpips
+VARIANTS = ("auto", "standard", "shift-tolerant")
 
 
 def to_signed_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
@@ -24,8 +29,18 @@ def to_signed_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
 class LPIPSMetric:
     """Callable: ``metric(gen_images, ref_images, masks=None) -> (N,) float64 distances``."""
 
-    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> None:
-        self.model, self.source = build_lpips(weights)
+    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 variant: str = "auto") -> None:
+        from ..weights import lpips as W
+
+        if variant == "auto":
+            self.model, self.source = W.build_lpips(weights)
+        elif variant == "standard":
+            self.model, self.source = W.build_standard_lpips(weights)
+        elif variant == "shift-tolerant":
+            self.model, self.source = W.build_st_lpips()
+        else:
+            raise ValueError(f"unknown LPIPS variant {variant!r} (one of {', '.join(VARIANTS)})")
         self.device = torch.device(device)
         self.model.to(self.device)
 
@@ -43,3 +58,15 @@ class LPIPSMetric:
             m = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
             a, b = a * m, b * m
         return self.model(a.to(self.device), b.to(self.device)).double().cpu().numpy()
+
+    @torch.inference_mode()
+    def plain_and_masked(self, gen: Sequence[np.ndarray], ref: Sequence[np.ndarray],
+                         masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """LPIPS and mask-LPIPS of the same pairs in one network pass (the masked pairs are appended to the
+        batch: the two formulas share no features, but one pass of 4N images beats four of N)."""
+        a = to_signed_tensor(gen)
+        b = to_signed_tensor(ref)
+        m = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
+        out = self.model(torch.cat([a, a * m]).to(self.device), torch.cat([b, b * m]).to(self.device))
+        out = out.double().cpu().numpy()
+        return out[:len(a)], out[len(a):]

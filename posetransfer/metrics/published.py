@@ -10,8 +10,9 @@ PSNR; ``-`` where the paper has no value). Sources (text of the papers, see /wor
 * ``pona-tip-t1`` — K. Li, J. Zhang, Y. Liu, Y.-K. Lai, Q. Dai, "PoNA: Pose-guided Non-local Attention for
   Human Pose Transfer", IEEE TIP 29 (2020), **Table I**. PATN protocol plus PSNR (their own YCbCr script).
 * ``structure-aware-aaai-t1`` — J. Tang, Y. Yuan, T. Shao, Y. Liu, M. Wang, K. Zhou, "Structure-aware Person
-  Image Generation with Pose Decomposition and Semantic Correlation", AAAI 2021, **Table 1**. GFLA-style
-  FID / LPIPS; SSIM / PSNR computation unspecified.
+  Image Generation with Pose Decomposition and Semantic Correlation", AAAI 2021, **Table 1**. FID / LPIPS
+  from GFLA's script (GFLA's FID: torchvision's ImageNet Inception-v3, not TF-FID); SSIM / PSNR computation
+  unspecified.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class PublishedTable:
     citation: str
     columns: Columns
     rows: tuple[tuple[str, tuple[str, ...]], ...]  # (method, values in column order)
+    #: the FID kind (protocols.FID_KINDS) behind the published FID column, if the table has one
+    fid_kind: str | None = None
 
     def value(self, method: str, kind: str, metric: str) -> str | None:
         for name, values in self.rows:
@@ -103,6 +106,7 @@ STRUCTURE_AWARE_TABLE1 = PublishedTable(
         ("Structure-aware (ours in paper)", ("24.254", "0.2796", "0.1464", "0.290", "0.802", "14.526", "20.726",
                                              "8.755", "0.1815", "0.726", "18.030")),
     ),
+    fid_kind="gfla",  # FID / LPIPS from GFLA's script/metrics.py (torchvision ImageNet Inception-v3)
 )
 
 #: Table layout name → the published table whose columns it reproduces.

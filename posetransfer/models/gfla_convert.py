@@ -39,6 +39,7 @@ from ..modelfile import InputContract, save_discriminator, save_generator
 from .gfla import DEFAULTS, PRESET_SIZES, PRESETS
 from .official import _load_strict, _strip, read_official_state_dict, with_source
 from .registry import build_discriminator, build_generator
+from .weights_guard import check_declared_size
 
 REPOSITORY = "RenYurui/Global-Flow-Local-Attention"
 _DUPLICATE = re.compile(r"^(.*)\.conv1\.(weight|bias)$")
@@ -100,9 +101,9 @@ def _norm_of(state: dict[str, torch.Tensor], prefix: str, conv_key: str) -> str:
     return "none" if conv_key in state else "instance"
 
 
-def _widths(state: dict[str, torch.Tensor], net: str, layers: int, conv_index: int) -> list[int]:
+def _widths(state: dict[str, torch.Tensor], net: str, layers: int, conv_index: int, path: Path) -> list[int]:
     names = ["block0"] + [f"encoder{i}" for i in range(layers - 1)]
-    return [int(state[f"{net}.{n}.model.{conv_index}.weight"].shape[0]) for n in names]
+    return [int(_tensor(state, f"{net}.{n}.model.{conv_index}.weight", path).shape[0]) for n in names]
 
 
 def _cap(widths: list[int], default: int) -> int:
@@ -123,8 +124,8 @@ def generator_config(state: dict[str, torch.Tensor], path: Path) -> dict[str, An
     flow = _tensor(state, f"flow_net.block0.model.{conv}.weight", path)
     layers = 1 + _count(state, r"^source\.encoder(\d+)\.")
     flow_layers = 1 + _count(state, r"^flow_net\.encoder(\d+)\.")
-    widths = _widths(state, "source", layers, conv)
-    flow_widths = _widths(state, "flow_net", flow_layers, conv)
+    widths = _widths(state, "source", layers, conv, path)
+    flow_widths = _widths(state, "flow_net", flow_layers, conv, path)
     attn = {layers - int(m.group(1)): int(state[k].shape[2]) for k in state
             if (m := re.match(r"^target\.attn(\d+)\.fully_connect_layer\.0\.weight$", k))}
     if not attn:
@@ -178,6 +179,7 @@ def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathL
     if preset is not None and found != preset:
         raise CheckpointError(f"{path}: local attention at {_describe(config)}, but the released {preset} model "
                               f"has {_describe(PRESETS[preset])}")
+    check_declared_size(lambda: build_generator("gfla", **config), state, str(path), config)
     model = _load_strict(build_generator("gfla", **({"preset": preset} if preset else {}), **config), state, path)
     model.input_contract = gfla_contract(preset or found) if (preset or found) else None
     return model
@@ -233,14 +235,15 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
                                                                      state[f"{base}.weight"])
     first = mapped["block0.model.1.parametrizations.weight.original"]
     n_layers = 1 + _count(mapped, r"^encoders\.(\d+)\.")
-    widths = [int(first.shape[0])] + [int(mapped[f"encoders.{i}.model.3.parametrizations.weight.original"].shape[0])
-                                      for i in range(n_layers - 1)]
+    widths = [int(first.shape[0])] + [int(_tensor(mapped, f"encoders.{i}.model.3.parametrizations.weight.original",
+                                                  path).shape[0]) for i in range(n_layers - 1)]
     if preset is not None:
         expected = {"market": 3, "deepfashion": 4}.get(preset)
         if expected is not None and expected != n_layers:
             raise CheckpointError(f"{path}: discriminator has {n_layers} layers, GFLA's {preset} one has {expected}")
     config = {"input_nc": int(first.shape[1]), "ndf": widths[0], "max_channels": max(widths), "n_layers": n_layers,
               "spectral": True}
+    check_declared_size(lambda: build_discriminator("spectral_resnet", **config), mapped, str(path), config)
     model = _load_strict(build_discriminator("spectral_resnet", **config), mapped, path)
     return model.train()
 

@@ -40,6 +40,7 @@ from ..io import sha256_file
 from ..modelfile import InputContract, save_discriminator, save_generator
 from .blocks import PRESETS
 from .registry import build_discriminator, build_generator
+from .weights_guard import check_declared_size
 
 GENERATOR_ARCHS = ("patn", "pona")
 REPOSITORIES = {"patn": "tengteng95/Pose-Transfer", "pona": "Zhangjinso/PoNA"}
@@ -156,6 +157,7 @@ def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str
     config = generator_config(arch, state, path)
     _check_preset(config["norm"], preset, path)
     config["dropout"] = dropout
+    check_declared_size(lambda: build_generator(arch, **config), state, str(path), config)
     model = _load_strict(build_generator(arch, **({"preset": preset} if preset else {}), **config), state, path)
     model.input_contract = official_contract(arch, preset or preset_of_norm(config["norm"]))
     return model
@@ -206,6 +208,7 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
     config = {"input_nc": int(first.shape[1]), "ndf": int(first.shape[0]), "n_blocks": len(blocks),
               "norm": _norm_of(state, "model.2"), "dropout": 0.5 if had_dropout else 0.0,
               "output": "features", "use_sigmoid": bool(use_sigmoid), "activation": "relu"}
+    check_declared_size(lambda: build_discriminator("patn_resnet", **config), state, str(path), config)
     return _load_strict(build_discriminator("patn_resnet", **config), state, path)
 
 

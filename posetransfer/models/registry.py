@@ -107,9 +107,25 @@ def _build(table: dict[str, Callable[..., nn.Module]], role: str, name: str, con
     _ensure_loaded()
     if name not in table:
         raise ModelError(f"unknown {role} {name!r}; known: {', '.join(sorted(table))}")
-    model = table[name](**config)
+    model = _build_checked(table[name], role, name, config)
     model.arch = name
     model.config = _resolved_config(table[name], model, name, config)
+    return model
+
+
+def _build_checked(factory: Callable[..., nn.Module], kind: str, name: str, config: dict[str, Any]) -> nn.Module:
+    """Options a layer cannot take (a negative width) are a one-line ModelError, not a torch traceback; and
+    a zero width, which torch accepts until the first forward pass, is refused here."""
+    try:
+        model = factory(**config)
+    except (ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise ModelError(f"{kind} {name!r}: cannot build with these options ({first})") from None
+    empty = next((key for key, p in model.named_parameters() if p.numel() == 0), None)
+    if empty is not None:
+        zeros = [f"{k}=0" for k, v in config.items() if v == 0 and not isinstance(v, bool)]
+        raise ModelError(f"{kind} {name!r}: parameter {empty} would be empty "
+                         f"({', '.join(zeros) or 'a width of 0'}: widths must be >= 1)")
     return model
 
 

@@ -68,3 +68,17 @@ def first_line(exc: BaseException) -> str:
     """Library exceptions (torch unpickling) can span many lines; our messages must stay one line."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def read_state_dict(path: Path, what: str = "weights") -> dict:
+    """A state dict read without running pickled code (``weights_only=True``); any failure is one
+    :class:`~posetransfer.errors.WeightsUnavailable` line naming the file."""
+    from ..errors import WeightsUnavailable
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a usable file"
+        raise WeightsUnavailable(f"{path}: cannot read {what} ({exc.__class__.__name__}: {first_line(exc)})") from None
+    if not isinstance(state, dict):
+        raise WeightsUnavailable(f"{path}: expected a state dict")
+    return state

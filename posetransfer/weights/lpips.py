@@ -9,7 +9,9 @@
 
 We do not import ``stlpips_pytorch.stlpips`` (it imports IPython and torchsummary at module level); the
 shift-tolerant AlexNet is small and rebuilt here with the same parameter names, so its weight file loads
-with ``strict=True``. Inputs are images in [-1, 1], N×3×H×W; the output is one distance per image.
+with ``strict=True``. torchvision's AlexNet ``features`` are rebuilt too (same layer indices, so its state dict
+maps by name): importing torchvision costs seconds of start-up. Inputs are images in [-1, 1], N×3×H×W; the
+output is one distance per image. Both images of a pair go through the backbone in one batch.
 """
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ import torch
 from torch import nn
 
 from ..errors import WeightsUnavailable
-from . import WeightsSource, announce, env_path, find_in_hub_cache, first_line, hub_checkpoint_dir
+from . import WeightsSource, announce, env_path, find_in_hub_cache, hub_checkpoint_dir, read_state_dict
 from .vgg import BlurDownsample  # the same anti-aliased subsampling in stlpips' AlexNet and VGG
 
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+STANDARD_NETWORK = "LPIPS v0.1 alex"
+ST_NETWORK = "ST-LPIPS alex (shift-tolerant)"
 ENV_VAR = "POSETRANSFER_ALEXNET_WEIGHTS"
 CHANNELS = (64, 192, 384, 256, 256)
 
@@ -61,11 +65,17 @@ class _Slices(nn.Module):
 
 
 def alexnet_backbone() -> _Slices:
-    """torchvision's AlexNet ``features`` cut after each ReLU (lpips' ``pretrained_networks.alexnet``)."""
-    from torchvision.models import alexnet
-
-    features = list(alexnet(weights=None).features)
-    return _Slices(features, (0, 2, 5, 8, 10, 12))
+    """torchvision's AlexNet ``features`` (indices 0-11) cut after each ReLU (lpips' ``pretrained_networks.alexnet``)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+    ]
+    return _Slices(layers, (0, 2, 5, 8, 10, 12))
 
 
 def shift_tolerant_alexnet_backbone() -> _Slices:
@@ -95,13 +105,14 @@ class LPIPSNet(nn.Module):
 
     @staticmethod
     def _unit(x: torch.Tensor) -> torch.Tensor:
-        return x / (torch.sqrt((x * x).sum(dim=1, keepdim=True)) + 1e-10)
+        return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-10)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        fa = self.net((a - self.shift) / self.scale)
-        fb = self.net((b - self.shift) / self.scale)
+        n = a.shape[0]
+        both = ((torch.cat([a, b]) - self.shift) / self.scale).contiguous(memory_format=torch.channels_last)
         total = 0.0
-        for lin, xa, xb in zip(self.lins, fa, fb):
+        for lin, feats in zip(self.lins, self.net(both)):
+            xa, xb = feats[:n], feats[n:]
             total = total + lin((self._unit(xa) - self._unit(xb)) ** 2).mean(dim=(2, 3))
         return total.flatten()
 
@@ -110,13 +121,7 @@ class LPIPSNet(nn.Module):
 # Loading
 # --------------------------------------------------------------------------------------------------
 def _load(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsUnavailable(f"{path}: cannot read weights ({exc.__class__.__name__}: {first_line(exc)})") from None
-    if not isinstance(state, dict):
-        raise WeightsUnavailable(f"{path}: expected a state dict")
-    return state
+    return read_state_dict(path)
 
 
 def _set_lins(model: LPIPSNet, lin_state: dict[str, torch.Tensor], where: Path) -> None:
@@ -174,9 +179,9 @@ def shift_tolerant_lpips(file: Path) -> LPIPSNet:
     return model
 
 
-def build_lpips(path: str | os.PathLike | None = None) -> tuple[LPIPSNet, WeightsSource]:
-    """LPIPS with AlexNet weights from ``path`` → ``$POSETRANSFER_ALEXNET_WEIGHTS`` → hub cache; else the
-    shift-tolerant LPIPS shipped by stlpips-pytorch (a logged warning, labelled in results)."""
+def build_standard_lpips(path: str | os.PathLike | None = None) -> tuple[LPIPSNet, WeightsSource]:
+    """LPIPS v0.1 AlexNet with torchvision's AlexNet weights from ``path`` → ``$POSETRANSFER_ALEXNET_WEIGHTS`` →
+    hub cache; :class:`WeightsUnavailable` (one line, what to provide) when there is none."""
     explicit = Path(path) if path is not None else env_path(ENV_VAR)
     if explicit is not None:
         if not explicit.is_file():
@@ -185,17 +190,38 @@ def build_lpips(path: str | os.PathLike | None = None) -> tuple[LPIPSNet, Weight
     elif (cached := find_in_hub_cache(ALEXNET_FILE)) is not None:
         model, kind, file = standard_lpips(cached), "hub-cache", cached
     else:
-        file = package_file("stlpips_pytorch", "weights/vST0.0/alex_shift_tolerant.pth")
-        if file is None:
-            raise WeightsUnavailable(
-                f"no LPIPS weights: pass the torchvision AlexNet file {ALEXNET_FILE}, put it in "
-                f"{hub_checkpoint_dir()}, or install stlpips-pytorch for the shift-tolerant variant"
-            )
-        model = shift_tolerant_lpips(file)
-        source = WeightsSource("ST-LPIPS alex (shift-tolerant)", "package", str(file),
-                               "stlpips-pytorch vST0.0 — NOT the published LPIPS; values are not comparable")
-        model.eval().requires_grad_(False)
-        return model, announce(source, warning=True)
-    model.eval().requires_grad_(False)
-    source = WeightsSource("LPIPS v0.1 alex", kind, str(file), "torchvision AlexNet + lpips v0.1 linear heads")
-    return model, announce(source)
+        raise WeightsUnavailable(
+            f"LPIPS v0.1 needs torchvision's AlexNet ({ALEXNET_FILE}): pass --lpips-weights FILE or put it in "
+            f"{hub_checkpoint_dir()}"
+        )
+    source = WeightsSource(STANDARD_NETWORK, kind, str(file), "torchvision AlexNet + lpips v0.1 linear heads")
+    return _ready(model), announce(source)
+
+
+def build_st_lpips() -> tuple[LPIPSNet, WeightsSource]:
+    """ST-LPIPS (shift-tolerant AlexNet) shipped by stlpips-pytorch — a different metric from LPIPS."""
+    file = package_file("stlpips_pytorch", "weights/vST0.0/alex_shift_tolerant.pth")
+    if file is None:
+        raise WeightsUnavailable("ST-LPIPS needs the stlpips-pytorch package (it ships the network)")
+    source = WeightsSource(ST_NETWORK, "package", str(file),
+                           "stlpips-pytorch vST0.0 — NOT the published LPIPS; values are not comparable")
+    return _ready(shift_tolerant_lpips(file)), announce(source, warning=True)
+
+
+def build_lpips(path: str | os.PathLike | None = None) -> tuple[LPIPSNet, WeightsSource]:
+    """LPIPS v0.1 (:func:`build_standard_lpips`); when no AlexNet weights are found automatically, the
+    shift-tolerant LPIPS shipped by stlpips-pytorch (a logged warning, labelled in results)."""
+    try:
+        return build_standard_lpips(path)
+    except WeightsUnavailable as exc:
+        if path is not None or env_path(ENV_VAR) is not None:
+            raise  # a file the user named must work
+        try:
+            return build_st_lpips()
+        except WeightsUnavailable:
+            raise WeightsUnavailable(f"no LPIPS weights: {exc}, or install stlpips-pytorch for the "
+                                     f"shift-tolerant variant") from None
+
+
+def _ready(model: LPIPSNet) -> LPIPSNet:
+    return model.eval().requires_grad_(False).to(memory_format=torch.channels_last)

@@ -6,9 +6,7 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
 import struct
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -33,23 +31,12 @@ def client(app):
 
 
 @pytest.fixture(scope="module")
-def live_server(app):
+def live_server(app, serve_in_thread):
     """The app served by uvicorn on a free loopback port, in a thread of this process."""
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(lambda port: uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _target(client) -> str:

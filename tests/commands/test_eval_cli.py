@@ -96,3 +96,42 @@ def test_a_weights_file_named_by_the_user_must_load(folders, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {bogus}: cannot read weights")
+
+
+def test_gfla_protocol_offline_names_its_fid_and_keeps_st_lpips_apart(folders, tmp_path, capsys, monkeypatch):
+    root, gen = folders
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    for var in ("POSETRANSFER_IMAGENET_INCEPTION_WEIGHTS", "POSETRANSFER_ALEXNET_WEIGHTS"):
+        monkeypatch.delenv(var, raising=False)
+    out = tmp_path / "gfla.json"
+    code = main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "gfla", "--out", str(out),
+                 "--metrics", "fid,lpips,l1", "--reference", "dataset", "--drop-last-batch", "--no-progress"])
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert results["settings"]["fid"]["kind"] == "gfla" and results["metrics"]["fid"] is None
+    assert results["metrics"]["lpips"] is None and results["metrics"]["st_lpips"] > 0
+    assert results["settings"]["l1_range"] == "[0,1]" and results["settings"]["drop_last_batch"] is True
+    assert results["generated"]["reference"] == "dataset"
+    printed = capsys.readouterr().out
+    assert "fid         n/a  (GFLA's FID needs torchvision's ImageNet Inception-v3" in printed
+    assert "fid: gfla" in printed and "note: st_lpips used ST-LPIPS" in printed
+
+    code = main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "gfla", "--metrics", "fid",
+                 "--imagenet-inception-weights", str(tmp_path / "none.pth"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0] == f"error: {tmp_path / 'none.pth'}: torchvision Inception-v3 weights file not found"
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses unknown choices itself
+        main(["eval", "--generated", str(gen), "--data", str(root), "--fid-kind", "inception", "--no-progress"])
+    assert exit_info.value.code == 2 and "invalid choice: 'inception'" in capsys.readouterr().err
+
+
+def test_is_order_and_fid_kind_reach_the_results(folders, tmp_path, capsys):
+    root, gen = folders
+    out = tmp_path / "r.json"
+    assert main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "patn", "--metrics", "ssim",
+                 "--is-order", "listdir", "--fid-kind", "tf", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads(out.read_text())
+    assert results["protocol"]["is_order"] == "listdir" and results["protocol"]["fid_kind"] == "tf"
+    assert results["generated"]["reference"] == "strip"  # the default
+    assert results["generated"]["reference_counts"] == {"strip_target_panel": 3, "dataset_test_image": 3}

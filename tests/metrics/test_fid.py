@@ -181,3 +181,22 @@ def test_architecture_has_the_tf_quirks():
     model = FIDInceptionV3()
     assert model.Mixed_7c.pool == "max" and model.Mixed_7b.pool == "avg"
     assert all(m.eps == pytest.approx(1e-3) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_fused_batch_norm_gives_the_unfused_output():
+    from posetransfer.weights.inception import BasicConv2d
+
+    torch.manual_seed(0)
+    layer = BasicConv2d(3, 8, kernel_size=3, padding=1).eval()
+    with torch.no_grad():
+        layer.bn.weight.uniform_(0.5, 2.0)
+        layer.bn.bias.normal_()
+        layer.bn.running_mean.normal_()
+        layer.bn.running_var.uniform_(0.2, 3.0)
+    x = torch.randn(2, 3, 9, 7)
+    with torch.no_grad():
+        expected = layer(x)
+        keys = set(layer.state_dict())
+        layer.fuse()
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    assert set(layer.state_dict()) == keys  # the fused copy is not part of the weights

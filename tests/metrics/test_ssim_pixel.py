@@ -120,3 +120,52 @@ def test_mismatched_sizes_are_refused(ref):
         ssim_patn(ref[:, :32], ref)
     with pytest.raises(ValueError, match="one size"):
         psnr(ref[:, :32], ref)
+
+
+def gfla_compare_l1(img_true: np.ndarray, img_test: np.ndarray) -> float:
+    """GFLA ``script/metrics.py``: both images read as float32 / 255, then the mean absolute difference."""
+    a = img_true.astype(np.float32) / 255.0
+    b = img_test.astype(np.float32) / 255.0
+    return float(np.mean(np.abs(a - b)))
+
+
+def test_gfla_l1_is_compare_l1_on_unit_images_and_half_of_patns(ref):
+    for sigma in (5, 30):
+        gen = noisy(ref, sigma, seed=3)
+        assert l1(gen, ref, value_range="[0,1]") == pytest.approx(gfla_compare_l1(ref, gen), rel=1e-6)
+        assert l1(gen, ref) == pytest.approx(2 * l1(gen, ref, value_range="[0,1]"), rel=1e-12)
+    with pytest.raises(ValueError, match="unknown L1 range"):
+        l1(ref, ref, value_range="[0,255]")
+
+
+def pona_psnr_y(original_file, encoded_file) -> float:
+    """PoNA ``tool/Psnr.py`` as its ``__main__`` runs it: PIL ``convert('YCbCr')`` of both files, the Y values of
+    ``getdata()``, the summed squared error over the pixel count, ``-10 log10(mse / 255²)``."""
+    def pixels(path):  # getdata() in the script; Pillow 12 renames it get_flattened_data()
+        image = Image.open(path).convert("YCbCr")
+        return getattr(image, "get_flattened_data", image.getdata)()
+
+    y1 = [p[0] for p in pixels(original_file)]
+    y2 = [p[0] for p in pixels(encoded_file)]
+    error = sum((a - b) * (a - b) for a, b in zip(y1, y2))
+    mse = float(error) / float(len(y1))
+    return float(-10.0 * np.log10(mse / (255 * 255)))
+
+
+def test_pona_psnr_is_the_y_channel_of_pils_ycbcr_with_max_255(ref, tmp_path):
+    from posetransfer.metrics.pixel import luma, psnr_of_kind, psnr_y
+
+    for sigma in (4, 25):
+        gen = noisy(ref, sigma, seed=5)
+        Image.fromarray(ref).save(tmp_path / "original.png")
+        Image.fromarray(gen).save(tmp_path / "encoded.png")
+        expected = pona_psnr_y(tmp_path / "original.png", tmp_path / "encoded.png")
+        assert psnr_y(gen, ref) == pytest.approx(expected, abs=1e-9)
+        assert psnr_of_kind(gen, ref, "y") == psnr_y(gen, ref)
+        assert psnr_y(gen, ref) != pytest.approx(psnr(gen, ref), abs=0.05)  # another convention than GFLA's RGB
+    # PIL's luma is the JPEG/BT.601 weighting, rounded (within one level of the float formula)
+    weighted = ref.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma(ref).astype(np.float64) - weighted).max() <= 1.0
+    assert psnr_y(ref, ref) == PSNR_CAP_DB  # the script prints 0 here; a perfect image must not lower the mean
+    with pytest.raises(ValueError, match="unknown PSNR kind"):
+        psnr_of_kind(ref, ref, "cb")

@@ -93,3 +93,32 @@ def test_lpips_from_the_shift_tolerant_fallback_is_flagged():
     assert "0.2500†" in rows["ours: offline"] and "0.2600" in rows["ours: online"]
     assert "0.2600†" not in rows["ours: online"]
     assert "† computed with the offline shift-tolerant LPIPS" in text
+
+
+def test_st_lpips_never_fills_an_lpips_column_but_is_listed_in_the_footnote():
+    st = {"network": "ST-LPIPS alex (shift-tolerant)", "kind": "package"}
+    offline = fake_results("gfla", "market", {"lpips": None, "st_lpips": 0.23456, "mask_st_lpips": 0.1},
+                           label="offline", weights={"st_lpips": st, "mask_st_lpips": st},
+                           unavailable={"lpips": "LPIPS v0.1 needs torchvision's AlexNet"})
+    text = render_table([offline])
+    cells = dict(zip([f"{k}:{m}" for k, m in STRUCTURE_AWARE_TABLE1.columns], rows_of(text)[-1][2:]))
+    assert cells["market:lpips"] == "n/a" and cells["market:mask_lpips"] == "–"
+    assert "0.2346" not in rows_of(text)[-1]
+    assert "st_lpips 0.2346 (shift-tolerant LPIPS, no published counterpart)" in text
+    assert "lpips n/a: LPIPS v0.1 needs torchvision's AlexNet" in text
+
+
+def test_fid_of_another_kind_than_the_published_column_is_marked():
+    tf = fake_results("gfla", "fashion", {"fid": 12.5}, label="tf")
+    tf["settings"] = {"fid": {"kind": "tf"}}
+    gfla = fake_results("gfla", "fashion", {"fid": 9.5}, label="gfla")
+    gfla["settings"] = {"fid": {"kind": "gfla"}}
+    legacy = fake_results("gfla", "fashion", {"fid": 11.0}, label="legacy")  # written before FID kinds: TF-FID
+    text = render_table([tf, gfla, legacy])
+    rows = {r[0]: r for r in rows_of(text)}
+    assert "12.500‡" in rows["ours: tf"] and "11.000‡" in rows["ours: legacy"]
+    assert "9.500" in rows["ours: gfla"] and "9.500‡" not in rows["ours: gfla"]
+    assert "‡ another FID network than the published column's (gfla" in text
+    assert "FID kind tf" in text and "FID kind gfla" in text
+    assert "‡" not in render_table([gfla])
+    assert STRUCTURE_AWARE_TABLE1.fid_kind == "gfla"

@@ -133,9 +133,11 @@ def test_seeded_kill_points(driver, tiny_data, tmp_path, tally):
 # ---------------------------------------------------------------------------------------------------------------
 # The console script, killed from outside
 # ---------------------------------------------------------------------------------------------------------------
-def _step_entries(root: Path) -> set[str]:
+def _published(root: Path) -> set[str]:
+    """The committed checkpoints: ``step_N`` folders (renamed into place only once complete), never the
+    ``step_N.tmp`` being written — counting those let a kill land before the first checkpoint existed."""
     try:
-        return {n for n in os.listdir(root) if n.startswith("step_")}
+        return {n for n in os.listdir(root) if re.match(r"^step_\d+$", n)}
     except FileNotFoundError:
         return set()
 
@@ -150,15 +152,15 @@ def test_console_script_killed_at_random_times(tiny_data, tmp_path, tally):
             "--no-progress", *faultlib.cli_set_args(faultlib.tiny_overrides(steps, keep_last=KEEP))]
     published_before_kill = 0
     for k in range(kills):
-        seen = _step_entries(root)
+        seen = _published(root)
         proc = subprocess.Popen(faultlib.CLI + [str(a) for a in args], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, env=faultlib.clean_env())
         deadline = time.time() + 120
-        while _step_entries(root) <= seen and proc.poll() is None:   # training is running: a new step_* appeared
+        while _published(root) <= seen and proc.poll() is None:   # training is running: a new checkpoint committed
             assert time.time() < deadline, "training did not start"
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.3))   # lands in a step or in a checkpoint write (progress stays bounded)
-        published = [int(m.group(1)) for n in _step_entries(root) if (m := re.match(r"^step_(\d+)$", n))]
+        published = [int(n.split("_")[1]) for n in _published(root)]
         published_before_kill = max(published, default=0)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)

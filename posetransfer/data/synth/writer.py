@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ...errors import DataError
-from ...io import BackgroundWriter, write_json
+from ...errors import DataError, OutputError
+from ...io import BackgroundWriter, os_error_reason, write_json
 from .. import keypoints as K
 from .appearance import Identity, sample_identity
 from .kinds import SIZES, check_kind
@@ -280,6 +280,8 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
             "test_pairs": test_pairs, "jpeg_quality": quality,
         })
         _install(tmp, out, state)
+    except OSError as exc:   # read-only folder, disk full: name the dataset, not the temporary folder
+        raise OutputError(f"{out}: cannot write the dataset ({os_error_reason(exc)})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
