@@ -70,6 +70,22 @@ def test_eval_writes_results_and_prints_a_summary(folders, tmp_path, capsys):
     assert "| DIST / GFLA | published [1] | 21.539 |" in capsys.readouterr().out
 
 
+def test_table_counts_the_images_a_limited_run_evaluated(folders, tmp_path, capsys):
+    """``eval --limit 2`` scores 2 of the 6 matched pairs: the table says 2, and that --limit cut it."""
+    root, gen = folders
+    out = tmp_path / "limited.json"
+    assert main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "patn", "--out", str(out),
+                 "--metrics", "ssim,l1", "--limit", "2", "--label", "limited", "--no-progress"]) == 0
+    results = json.loads(out.read_text())
+    assert results["generated"]["evaluated"] == 2 and results["generated"]["matched"] == 6
+    assert "6 images" not in capsys.readouterr().out
+    assert main(["eval", "--table", str(out)]) == 0
+    text = capsys.readouterr().out
+    notes = [line for line in text.splitlines() if "protocol patn" in line]
+    assert len(notes) == 1, text
+    assert "2 images (first 2 of 6 matched: --limit)" in notes[0] and "6 images" not in notes[0]
+
+
 def test_eval_errors_are_one_line_and_exit_2(folders, tmp_path, capsys):
     root, gen = folders
     cases = [
