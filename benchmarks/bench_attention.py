@@ -83,7 +83,7 @@ def main() -> None:
                 new[impl]["loadavg_end"] = bench.machine_info().get("loadavg")
                 print(json.dumps(new[impl]), flush=True)
                 rows.append(new[impl])
-            del model
+            model = None  # free this model before the next is built (its closures are done)
     key = lambda r: (r["arch"], tuple(r["size"]), r["impl"])  # noqa: E731
     old = {key(r): r for r in previous}
     for r in rows:   # a timing-only (or memory-only) rerun keeps the other half of an earlier row

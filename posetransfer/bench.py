@@ -24,10 +24,12 @@ How each figure is measured (and why this way):
   block freed during the warm-up cannot hide the next forward's allocations. The whole process' peak
   (torch runtime + weights + forward) is reported too. CUDA: ``torch.cuda.max_memory_allocated`` minus the
   memory allocated before the forward.
-* **Training step**: one full step of G and the discriminators (G forward, discriminator forwards on the
-  fake pairs, G backward + Adam step, discriminator forwards on real and detached fake pairs, D backward +
-  Adam step), with L1 + adversarial (BCE) losses in train mode. The perceptual (VGG relu1_2) loss is left
-  out: its weights are not available offline, and at relu1_2 it adds ~2 conv layers at full resolution.
+* **Training step**: one step of the trainer's own G and D steps (:mod:`posetransfer.training.step`: G
+  forward, discriminator forwards on the fake pairs, G backward + Adam step, discriminator forwards on real
+  and pooled detached fake pairs, D backward + Adam step) in train mode, with the ``<arch>-<dataset>``
+  preset's discriminators, L1 + adversarial losses (its GAN mode) and image pools. The VGG-based terms
+  (perceptual, style, sampling correctness) are left out: the figure is the generator's and discriminators'
+  cost (``benchmarks/bench_train_step.py`` times the whole trainer step with them).
 * **Data pipeline**: samples/s of :class:`posetransfer.data.dataset.PairDataset` through a ``DataLoader``
   with 0 and 2 workers, after the first batch (worker start-up is reported separately).
 """
@@ -80,9 +82,11 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "gfla": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32},
 }
 QUICK_DISCRIMINATOR = {"ndf": 8, "n_blocks": 1}
+QUICK_SPECTRAL_DISCRIMINATOR = {"ndf": 8, "max_channels": 16}
 
 #: Published model size and speed on DeepFashion (GPU figures; the tables give no CPU numbers):
-#: PATN/APATN TPAMI Table 2 (papers/001) and PoNA TIP Table II (papers/002, Titan Xp); GFLA's 14.04 M as the
+#: PATN/APATN TPAMI Table 2 (Zhu et al., "Progressive and Aligned Pose Attention Transfer ...") and PoNA TIP
+#: Table II (Li et al., "PoNA: Pose-Guided Non-Local Attention ...", IEEE TIP 2020; Titan Xp); GFLA's 14.04 M as the
 #: later papers' tables give it (e.g. PIDM CVPR'23 Table 1), no speed.
 PUBLISHED: dict[tuple[str, int | None], dict[str, Any]] = {
     ("patn", 9): {"params_m": 41.36, "speed": "60.61 fps [PATN T2]; 97.37 fps [PoNA T-II]"},
@@ -384,64 +388,62 @@ def measure_memory(spec: MemorySpec, subprocess_: bool = True, timeout: float = 
 
 
 # ---- training step --------------------------------------------------------------------------------
-def _discriminators_for(name: str, preset: str | None, config: dict[str, Any]) -> dict[str, tuple[nn.Module, str]]:
-    """(discriminator, which tensor it sees besides the image) per role, as the papers' training setups."""
-    from .models.registry import build_discriminator
+def train_config(arch: str, preset: str | None, config: dict[str, Any]) -> dict[str, Any]:
+    """The training config the step is measured with: the ``<arch>-<dataset>`` preset (``patn-<dataset>`` for
+    an architecture without one) with its VGG-based terms off (see module doc) and, for tiny generators
+    (``ngf`` <= 16, ``--quick``), tiny discriminators."""
+    from .config import list_presets, load_config
 
-    tiny = QUICK_DISCRIMINATOR if config.get("ngf", 64) <= 16 else {}
-    if name in ("flow", "gfla"):          # GFLA's unconditional spectral-norm ResDiscriminator
-        extra = {"ndf": 8, "max_channels": 16} if tiny else {}
-        return {"image": (build_discriminator("spectral_resnet", preset=preset, input_nc=3, **extra), "none")}
-    norm = "batch" if preset == "market" else "instance"
-    return {
-        "appearance": (build_discriminator("patn_resnet", input_nc=6, norm=norm, **tiny), "source_image"),
-        "shape": (build_discriminator("patn_resnet", input_nc=21, norm=norm, **tiny), "target_heatmaps"),
-    }
+    dataset = preset or "market"
+    name = f"{arch}-{dataset}" if f"{arch}-{dataset}" in list_presets() else f"patn-{dataset}"
+    overrides = ["loss.perceptual=0", "loss.style=0", "loss.correctness=0", "loss.regularization=0"]
+    cfg = load_config(name, overrides)
+    if config.get("ngf", 64) <= 16:
+        for disc, spec in cfg["discriminators"].items():
+            tiny = QUICK_SPECTRAL_DISCRIMINATOR if spec["name"] == "spectral_resnet" else QUICK_DISCRIMINATOR
+            overrides += [f"discriminators.{disc}.{key}={value}" for key, value in tiny.items()]
+        cfg = load_config(name, overrides)
+    return cfg
 
 
 def make_train_step(generator: nn.Module, preset: str | None, size: tuple[int, int], batch: int,
                     device: torch.device | str = "cpu", config: dict[str, Any] | None = None,
                     ) -> Callable[[], float]:
-    """A closure doing one G + D optimisation step (see module doc); returns the G loss."""
-    import torch.nn.functional as F
+    """A closure doing one training step exactly as the trainer does (:func:`posetransfer.training.step.
+    generator_step`, then :func:`~posetransfer.training.step.discriminator_step`) with the preset's
+    discriminators, losses and image pools (:func:`train_config`); returns the G loss."""
+    from . import distributed as D
+    from .losses import ImagePool
+    from .training.build import build_discriminators
+    from .training.step import GeneratorLoss, TrainStep, discriminator_step, generator_step
 
     device = torch.device(device)
-    discs = _discriminators_for(generator.arch, preset, config or getattr(generator, "config", {}))
-    for d, _ in discs.values():
+    cfg = train_config(generator.arch, preset, config or getattr(generator, "config", {}))
+    opt_cfg = cfg["optim"]
+    pose_channels = getattr(generator, "pose_channels", 18)
+    discs = build_discriminators(cfg, pose_channels)
+    for d in discs.modules.values():
         d.to(device).train()
     generator.to(device).train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam([p for d, _ in discs.values() for p in d.parameters()], lr=2e-4, betas=(0.5, 0.999))
-    source, source_maps, target_maps = make_inputs(size, batch, getattr(generator, "pose_channels", 18), device)
+    params = list(generator.parameters())
+    betas = tuple(opt_cfg["betas"])
+    optimizers = {"G": torch.optim.Adam(params, lr=opt_cfg["lr"], betas=betas)}
+    for name, d in discs.modules.items():
+        optimizers[f"D.{name}"] = torch.optim.Adam(d.parameters(), lr=opt_cfg["lr"] * opt_cfg["d_lr_ratio"],
+                                                   betas=betas)
+    scalers = {name: torch.amp.GradScaler("cuda", enabled=False) for name in ("G", "D")}
+    pools = {name: ImagePool(cfg["loss"]["pool_size"], seed=i) for i, name in enumerate(discs.modules)}
+    ts = TrainStep(generator, params, GeneratorLoss(cfg["loss"], image_terms=True, discriminators=discs), discs,
+                   discs.modules, optimizers, scalers, pools, opt_cfg["grad_clip"], False, D.DistInfo(device=device))
+    source, source_maps, target_maps = make_inputs(size, batch, pose_channels, device)
     target = make_inputs(size, batch, 18, device, seed=1)[0]
-    tensors = {"source_image": source, "target_heatmaps": target_maps, "none": None}
-
-    def d_input(image, what):
-        cond = tensors[what]
-        return image if cond is None else torch.cat((image, cond), 1)
-
-    def gan(logits, real: bool):
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
+    batch_ = {"source_image": source, "source_heatmaps": source_maps, "target_heatmaps": target_maps,
+              "target_image": target}
 
     def step() -> float:
-        fake = generator(source, source_maps, target_maps)
-        for d, _ in discs.values():
-            d.requires_grad_(False)
-        loss_g = 10.0 * F.l1_loss(fake, target)
-        for d, what in discs.values():
-            loss_g = loss_g + gan(d(d_input(fake, what)), True)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        for d, _ in discs.values():
-            d.requires_grad_(True)
-        loss_d = 0.0
-        for d, what in discs.values():
-            loss_d = loss_d + gan(d(d_input(target, what)), True) + gan(d(d_input(fake.detach(), what)), False)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        return float(loss_g.detach())
+        out, losses = generator_step(ts, batch_, 1, extras=False)
+        discriminator_step(ts, batch_, out.image, 1)
+        return float(sum(losses.values()).detach())
 
     return step
 
@@ -540,7 +542,7 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         if fast is not None:
             row["throughput_fast"][batch] = batch / timings["fast"]["median_s"]
             row["time_runs"][f"fast_b{batch}"] = timings["fast"]["runs_s"]
-        del inputs
+        inputs = ()  # free this batch's tensors before the next is built (the closures above are done)
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
         common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),

@@ -79,6 +79,8 @@ SCHEMA: dict[str, Any] = {
         "checkpoint_every": (int, 1000),
         "keep_last": (int, 3),
         "amp": (bool, True),
+        "channels_last": (("optional", bool), None),  # None: on CPU for models without instance norm
+        "compile": (("optional", str), None),         # torch.compile backend for the generator (e.g. inductor)
         "init": (("optional", str), None),
         "init_flow": (("optional", str), None),   # part-flow model: its flow nets from a 'gfla' generator
     },

@@ -62,17 +62,14 @@ class Progress:
 
 
 class Board:
-    """TensorBoard ``SummaryWriter`` in ``<run>/tensorboard`` (silently off if tensorboard is not installed)."""
+    """TensorBoard ``SummaryWriter`` in ``<run>/tensorboard`` (off unless ``enabled``)."""
 
     def __init__(self, run: Path, enabled: bool) -> None:
         self.writer = None
         if not enabled:
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # pragma: no cover - tensorboard is a declared dependency
-            log.warning("tensorboard is not installed; no TensorBoard logs")
-            return
+        from torch.utils.tensorboard import SummaryWriter  # tensorboard is a declared dependency
+
         self.writer = SummaryWriter(log_dir=str(run / "tensorboard"))
 
     def scalars(self, values: dict[str, float], step: int, prefix: str = "loss/") -> None:

@@ -34,7 +34,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Literal, Mapping, NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -87,12 +87,12 @@ class InputContract:
     """
 
     size: tuple[int, int]
-    heatmap: str = "gaussian"
+    heatmap: Literal["gaussian", "onehot"] = "gaussian"        # HEATMAPS, checked below
     sigma: float = 6.0
     kind: str = "market"
     data_size: tuple[int, int] | None = None
     image_resize: str = "bilinear"
-    keypoint_rounding: str = "round"
+    keypoint_rounding: Literal["round", "truncate"] = "round"  # KEYPOINT_ROUNDINGS, checked below
     mean: tuple[float, float, float] = HALF
     std: tuple[float, float, float] = HALF
     provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -368,7 +368,7 @@ def load_generator_file(path: str | os.PathLike, arch: str | None = None,
     path = Path(path)
     found = read_generator_file(path)
     model = _build_and_load(found, path, arch, "generator", build_generator)
-    model.input_contract = found.contract
+    setattr(model, "input_contract", found.contract)  # a plain attribute (nn.Module types only tensors/modules)
     return model.to(map_location).eval()
 
 

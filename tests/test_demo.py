@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from posetransfer.cli import main
+from posetransfer.demo import default_steps, verdict
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,6 +29,23 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
         assert 0.0 <= metrics[key]["l1"] <= 2.0 and -1.0 <= metrics[key]["ssim"] <= 1.0
     assert metrics["pairs"] == 6 and metrics["training"]["steps"] == 2
     assert set(metrics["beats_baselines"]) == {"ssim", "l1"}
+    # the verdict: per baseline and metric, and 2 steps are too few to beat copying the source on SSIM
+    assert set(metrics["beats"]) == {"copy_source", "untrained"}
+    assert all(set(per) == {"ssim", "l1"} for per in metrics["beats"].values())
+    assert metrics["beats"]["copy_source"]["ssim"] is False and metrics["passed"] is False
+    for base, per in metrics["beats"].items():
+        assert per["ssim"] == (metrics["model"]["ssim"] > metrics[base]["ssim"])
+        assert per["l1"] == (metrics["model"]["l1"] < metrics[base]["l1"])
+    assert metrics["verdict"][0].startswith("the trained PATN does NOT beat copying the source image on SSIM")
+    planned = default_steps()
+    assert metrics["training"]["planned_steps"] == planned and metrics["training"]["schedule"] == "fixed steps"
+    assert metrics["advice"].startswith("too few steps: the model trained 2 steps")
+    assert f"sized for {planned} steps" in metrics["advice"] and f"posetransfer demo --out {out}-{planned}" in \
+        metrics["advice"]
+    lines = printed.strip().splitlines()
+    assert metrics["verdict"][0] in lines and metrics["verdict"][1] in lines and metrics["advice"] in lines
+    page = (out / "report.html").read_text()
+    assert "did not beat every baseline" in page and "too few steps" in page and "does NOT beat" in page
     for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
         assert (out / name).is_file(), name
     import os
@@ -55,7 +74,7 @@ def _grid_identities(grid, data) -> int:
     nearest test image of the demo's data (the same pixels, through the dataset's [-1, 1] round trip)."""
     import numpy as np
 
-    from posetransfer.data.prepare import identity_of
+    from posetransfer.data.layout import identity_of
     from posetransfer.io import read_image
 
     tests = {path.name: read_image(path).astype(np.int16) for path in sorted((data / "test").iterdir())}
@@ -71,6 +90,33 @@ def _grid_identities(grid, data) -> int:
 def test_demo_rejects_bad_options(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "x"), "--minutes", "0"]) == 2
     assert "--minutes" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "x"), "--minutes", "1", "--steps", "5"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
+def test_the_default_schedule_is_the_presets_steps_and_a_full_run_that_loses_says_so():
+    """The demo trains the preset's optim.iterations; when even the full schedule loses, the advice does not
+    blame the step count."""
+    from posetransfer.config import load_config
+
+    assert default_steps() == load_config("demo-synth")["optim"]["iterations"] >= 600
+    steps = default_steps()
+    metrics = {"model": {"ssim": 0.30, "l1": 0.35}, "copy_source": {"ssim": 0.26, "l1": 0.33},
+               "untrained": {"ssim": 0.0, "l1": 0.34},
+               "training": {"steps": steps, "planned_steps": steps, "schedule": "fixed steps"},
+               "beats": {"copy_source": {"ssim": True, "l1": False}, "untrained": {"ssim": True, "l1": False}}}
+    result = verdict(metrics, Path("demo_out"))
+    assert result["passed"] is False
+    assert result["verdict"][0] == ("the trained PATN does NOT beat copying the source image on L1 "
+                                    "(SSIM 0.3000 > 0.2600, L1 0.3500 >= 0.3300)")
+    assert "too few" not in result["advice"] and f"--steps {2 * steps} --seed 1" in result["advice"]
+    metrics["beats"] = {"copy_source": {"ssim": True, "l1": True}, "untrained": {"ssim": True, "l1": True}}
+    metrics["model"]["l1"] = 0.30
+    result = verdict(metrics, Path("demo_out"))
+    assert result["passed"] is True and result["advice"] is None
+    assert result["verdict"] == [
+        "the trained PATN beats copying the source image (SSIM 0.3000 > 0.2600, L1 0.3000 < 0.3300)",
+        "the trained PATN beats the untrained network (SSIM 0.3000 > 0.0000, L1 0.3000 < 0.3400)"]
 
 
 def test_time_budget_runs_the_constant_half_then_a_decay_that_ends_on_time(tmp_path, capsys):
@@ -91,4 +137,7 @@ def test_time_budget_runs_the_constant_half_then_a_decay_that_ends_on_time(tmp_p
     assert metrics["training"]["steps"] == summary["steps"] > optim["decay_start"]
     if summary["status"] == "completed":
         assert summary["steps"] == optim["iterations"]
+    assert metrics["training"]["schedule"] == "time budget"
+    if not metrics["passed"]:
+        assert "the --minutes budget fit no more on this machine" in metrics["advice"]
     assert summary["steady_iterations_per_second"] is None or summary["steady_iterations_per_second"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -285,6 +286,147 @@ def test_train_command_end_to_end_and_its_errors(data, tmp_path, capsys):
     assert main(["train", "--preset", "patn-market", "--data", str(tmp_path / "missing"), "--out",
                  str(tmp_path / "r2"), "--steps", "1", "--no-progress"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# Speed settings: device settings, layout, extras only on image steps, torch.compile, the time estimate
+# ------------------------------------------------------------------------------------------------
+def test_device_settings_use_amp_cudnn_and_pinned_non_blocking_copies_only_on_cuda():
+    """What a GPU run would use (checked without a GPU: the settings are a function of device and config)."""
+    from posetransfer.train import _to_device, device_settings
+
+    cfg = tiny_config("train.amp=true", "train.compile=inductor")["train"]
+    on_cpu = device_settings(torch.device("cpu"), cfg)
+    on_gpu = device_settings(torch.device("cuda", 0), cfg)
+    assert (on_cpu.amp, on_cpu.cudnn_benchmark, on_cpu.pin_memory, on_cpu.non_blocking) == (False,) * 4
+    assert (on_gpu.amp, on_gpu.cudnn_benchmark, on_gpu.pin_memory, on_gpu.non_blocking) == (True,) * 4
+    assert on_cpu.compile == on_gpu.compile == "inductor"
+    assert device_settings(torch.device("cuda", 0), tiny_config("train.amp=false")["train"]).amp is False
+    assert device_settings(torch.device("cpu"), tiny_config()["train"]).compile is None
+    batch = {"image": torch.ones(1, 3, 2, 2), "name": "x"}
+    moved = _to_device(batch, torch.device("cpu"), non_blocking=True)
+    assert torch.equal(moved["image"], batch["image"]) and moved["name"] == "x"
+
+
+def test_the_loop_applies_its_device_settings(data, tmp_path, monkeypatch):
+    """The settings reach the code that uses them: with a CUDA-like settings object (forced on this CPU-only
+    machine) the DataLoader is asked for pinned memory, every batch is copied with non_blocking=True,
+    cudnn.benchmark is switched on and the generator goes through torch.compile with the chosen backend."""
+    import torch.utils.data as tud
+
+    import posetransfer.train as T
+
+    from posetransfer.training.build import DeviceSettings
+
+    gpu_like = DeviceSettings(amp=False, cudnn_benchmark=True, pin_memory=True, non_blocking=True,
+                                compile="aot_eager", channels_last=None)
+    monkeypatch.setattr(T, "device_settings", lambda device, cfg: gpu_like)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    pinned, copies, compiled = [], [], []
+    real_loader, real_to_device, real_compile = tud.DataLoader, T._to_device, torch.compile
+
+    def loader(*args, **kwargs):
+        pinned.append(kwargs.get("pin_memory"))
+        kwargs["pin_memory"] = False       # nothing to pin for without an accelerator
+        return real_loader(*args, **kwargs)
+
+    monkeypatch.setattr(tud, "DataLoader", loader)
+    monkeypatch.setattr(T, "_to_device", lambda batch, device, non_blocking=False: (
+        copies.append(non_blocking), real_to_device(batch, device, non_blocking))[1])
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: (compiled.append(kw.get("backend")),
+                                                               real_compile(model, **kw))[1])
+    summary = train(tiny_config("train.checkpoint_every=100"), data, tmp_path, steps=2, progress=False)
+    assert summary["status"] == "completed"
+    assert pinned and all(pinned) and copies == [True, True] and compiled == ["aot_eager"]
+    assert torch.backends.cudnn.benchmark is True
+
+
+def test_channels_last_is_automatic_on_cpu_for_models_without_instance_norm():
+    from posetransfer.models.registry import build_generator
+    from posetransfer.training.build import use_channels_last
+
+    bn = build_generator("patn", ngf=8, n_blocks=1, norm="batch")
+    inorm = build_generator("patn", ngf=8, n_blocks=1, norm="instance")
+    cpu_device, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert use_channels_last(bn, cpu_device, None) and not use_channels_last(inorm, cpu_device, None)
+    assert not use_channels_last(bn, gpu, None)                       # not measured on a GPU: off unless asked
+    assert use_channels_last(inorm, gpu, True) and not use_channels_last(bn, cpu_device, False)
+
+
+# no dropout: its random masks follow the memory order, so the two layouts would drop different elements
+BATCH_NORM = ["model.norm=batch", "discriminators.appearance.norm=batch", "discriminators.shape.norm=batch",
+              "model.dropout=0.0", "discriminators.appearance.dropout=0.0", "train.checkpoint_every=3",
+              "train.keep_last=5"]
+
+
+def test_channels_last_training_equals_the_plain_layout_and_resumes_bit_for_bit(data, tmp_path):
+    """Batch-norm models train in channels_last on CPU (auto): the first step's losses equal the plain
+    layout's up to float rounding (later steps drift apart as any two float orders do under Adam), the
+    weights after it differ by no more than Adam's first step can flip (2 lr), and a resumed run still
+    equals the uninterrupted one exactly."""
+    auto = train(tiny_config(*BATCH_NORM), data, tmp_path / "auto1", steps=1, progress=False)
+    plain = train(tiny_config(*BATCH_NORM, "train.channels_last=false"), data, tmp_path / "plain1", steps=1,
+                  progress=False)
+    for name, value in auto["final_losses"].items():
+        assert value == pytest.approx(plain["final_losses"][name], rel=1e-4, abs=1e-6), name
+    lr = tiny_config()["optim"]["lr"]
+    a, b = (load_generator(tmp_path / run) for run in ("auto1", "plain1"))
+    for (key, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(pa, pb, rtol=0, atol=2.5 * lr), key
+    train(tiny_config(*BATCH_NORM), data, tmp_path / "auto", steps=6, progress=False)
+    train(tiny_config(*BATCH_NORM), data, tmp_path / "split", steps=3, progress=False)
+    train(None, data, tmp_path / "split", steps=6, resume=True, progress=False)
+    assert_identical(tmp_path / "auto" / "checkpoints" / "step_00000006",
+                     tmp_path / "split" / "checkpoints" / "step_00000006")
+
+
+def test_generator_extras_are_asked_for_only_on_image_steps(data, tmp_path, monkeypatch):
+    """Attention maps kept for the image grid are logging work: a step that writes no image does not pay."""
+    asked: list[bool] = []
+    real_forward = Generator.forward
+
+    def forward(self, *args, return_extras=False):
+        asked.append(return_extras)
+        return real_forward(self, *args, return_extras=return_extras)
+
+    monkeypatch.setattr(Generator, "forward", forward)
+    train(tiny_config("train.image_every=3", "train.checkpoint_every=100"), data, tmp_path, steps=7,
+          progress=False)
+    assert asked == [False, False, True, False, False, True, True]   # images at steps 3, 6 and the last (7)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+        "step_00000003.png", "step_00000006.png", "step_00000007.png"]
+
+
+def test_compile_option_trains_through_torch_compile(data, tmp_path, monkeypatch):
+    """train.compile: the generator goes through torch.compile with that backend (aot_eager here: dynamo and
+    AOT autograd without a C++ compiler; inductor is the one to use on a GPU)."""
+    backends: list[str] = []
+    real_compile = torch.compile
+
+    def compile_(model, **kwargs):
+        backends.append(kwargs.get("backend"))
+        return real_compile(model, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    summary = train(tiny_config("train.compile=aot_eager", "train.checkpoint_every=100"), data, tmp_path,
+                    steps=3, progress=False)
+    assert backends == ["aot_eager"] and summary["status"] == "completed" and summary["steps"] == 3
+    assert all(math.isfinite(v) for v in summary["final_losses"].values())
+
+
+def test_time_estimate_is_logged_after_the_warm_up_and_loader_workers_leave_the_cores(data, tmp_path):
+    from posetransfer import cpu
+    from posetransfer.train import ESTIMATE_STEPS, WARMUP_STEPS
+
+    steps = WARMUP_STEPS + ESTIMATE_STEPS + 2
+    summary = train(tiny_config("train.workers=4", "train.checkpoint_every=100"), data, tmp_path, steps=steps,
+                    progress=False)
+    log = (tmp_path / "train.log").read_text()
+    assert f"s per step after warm-up (steps {WARMUP_STEPS + 1}-{WARMUP_STEPS + ESTIMATE_STEPS}): 2 steps to go, " \
+           "about" in log
+    threads = torch.get_num_threads()
+    assert summary["cpu_threads"] == threads
+    assert summary["loader_workers"] == cpu.loader_workers(4, "cpu", threads) <= max(0, cpu.available_cpus() - threads)
 
 
 def test_wrong_data_leaves_no_run_folder_and_empty_resume_is_one_error(data, tmp_path, capsys, caplog):

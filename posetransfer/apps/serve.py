@@ -121,7 +121,7 @@ class Gallery:
         self.poses: dict[str, np.ndarray] = {}
         if data is None:
             return
-        from ..data.prepare import find_split_files, is_pairable
+        from ..data.layout import find_split_files, is_pairable
 
         last_error: Exception | None = None
         found = []
@@ -140,7 +140,7 @@ class Gallery:
         images_dir, annotation_csv, annotations = found[-1]
         meta_size = None
         try:
-            from ..data.prepare import read_dataset_json
+            from ..data.layout import read_dataset_json
 
             meta = read_dataset_json(data)
             meta_size = tuple(meta["size"]) if "size" in meta else None

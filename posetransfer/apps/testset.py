@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from .. import viz

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import read_dataset_json
+    from ..data.layout import read_dataset_json
     from ..data.synth import generate_dataset
 
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """``PairDataset``: (source image, source pose, target image, target pose) from a PATN-layout folder.
 
-What it reads (see :mod:`posetransfer.data.prepare`): ``<root>/<split>/*.jpg``, the annotation CSV and the
+What it reads (see :mod:`posetransfer.data.layout`): ``<root>/<split>/*.jpg``, the annotation CSV and the
 pairs CSV of the split, optionally ``dataset.json`` for the kind and image size. Pose heatmaps are computed
 on the fly from the CSV keypoints (the official code stored them as ``.npy`` files; for DeepFashion as
 uint8, which made them one-hot — ``heatmap_mode="onehot"`` reproduces that).
@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from ..errors import ConfigError, DataError
 from ..io import image_to_tensor_range, read_image
 from . import keypoints as K
-from .prepare import default_size, detect_kind, find_split_files, read_dataset_json
+from .layout import default_size, detect_kind, find_split_files, read_dataset_json
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""APATN — Aligned Pose-Attentional Transfer Network (Zhu, Huang et al., TPAMI; papers/001 §3.3).
+"""APATN — Aligned Pose-Attentional Transfer Network (Zhu, Huang et al., "Progressive and Aligned
+Pose Attention Transfer for Person Image Generation", IEEE TPAMI, §3.3).
 
 There is no public APATN code; this is a reconstruction from the paper's equations (5)–(8) and its parameter
 figures. Structure: image encoder ``stream1_down``; pose encoder ``stream2_down`` applied *separately* to

@@ -1,5 +1,5 @@
 """Structure-aware part-flow generator (Tang et al., "Structure-aware Person Image Generation with Pose
-Decomposition and Semantic Correlation", AAAI'21; papers/003), built from GFLA components (Ren et al.,
+Decomposition and Semantic Correlation", AAAI'21), built from GFLA components (Ren et al.,
 CVPR'20, RenYurui/Global-Flow-Local-Attention) in pure PyTorch — no CUDA extensions.
 
 Forward pass (paper eq. numbers in brackets; C = 2·ngf channels at 1/4 resolution)::

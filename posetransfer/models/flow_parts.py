@@ -1,4 +1,5 @@
-"""Pose decomposition for the structure-aware part-flow model (Tang et al., AAAI'21; papers/003).
+"""Pose decomposition for the structure-aware part-flow model (Tang et al., "Structure-aware
+Person Image Generation with Pose Decomposition and Semantic Correlation", AAAI'21).
 
 The paper splits the 18 OpenPose joints into three sub-poses, head / torso / leg, "based on the inherent
 connection relationship among them" (each sub-pose is a subset of the 18 heatmap channels), and crops

@@ -1,4 +1,5 @@
-"""PATN — Progressive Pose Attention Transfer Network (Zhu et al., CVPR 2019; papers/004, TPAMI papers/001).
+"""PATN — Progressive Pose Attention Transfer Network (Zhu et al., "Progressive
+Pose Attention Transfer for Person Image Generation", CVPR 2019; journal version with APATN in IEEE TPAMI).
 
 Structure: image encoder ``stream1_down`` (3 → 256 ch at 1/4 size), pose encoder ``stream2_down``
 (S_c ‖ S_t, 36 → 256 ch), T Pose-Attentional Transfer Blocks ``att.{i}`` and the transposed-conv decoder

@@ -1,4 +1,5 @@
-"""PoNA — Pose-guided Non-local Attention (Li, Zhang et al., IEEE TIP 2020; papers/002, preprint papers/000).
+"""PoNA — Pose-guided Non-local Attention (Li, Zhang et al., "PoNA: Pose-Guided
+Non-Local Attention for Human Pose Transfer", IEEE TIP 2020; the arXiv preprint is technically identical).
 
 Same two encoders and decoder as PATN (``stream1_down`` image, ``stream2_down`` S_c ‖ S_t, ``stream1_up``),
 with T (default 3) PoNA blocks ``att.{i}`` in between. Module names follow the official DeepFashion model

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from posetransfer.data import keypoints as K
 from posetransfer.data.dataset import PairDataset, affine_matrix, warp_image
-from posetransfer.data.prepare import build_pairs
+from posetransfer.data.layout import build_pairs
 from posetransfer.errors import ConfigError, DataError
 from posetransfer.io import tensor_range_to_image
 

@@ -177,6 +177,19 @@ def test_gaussian_heatmap_values_follow_cords_to_map():
     assert not maps[1:].any()                 # missing joints → zero channels
 
 
+def test_gaussian_heatmaps_hold_no_subnormal_numbers():
+    """Far from a joint the Gaussian falls below float32's smallest normal number (1.2e-38); such values make
+    every convolution that reads them several times slower on x86 CPUs, so they are stored as 0."""
+    kp = np.full((18, 2), -1)
+    kp[0] = (0, 0)
+    maps = K.heatmaps(kp, (256, 176), sigma=6)
+    tiny = np.finfo(np.float32).tiny
+    assert not ((maps > 0) & (maps < tiny)).any()
+    assert maps[0, -1, -1] == 0.0 and maps[0, 60, 30] > tiny            # far corner flushed, the rest kept
+    yy, xx = np.mgrid[0:256, 0:176]
+    np.testing.assert_allclose(maps[0], np.exp(-(yy ** 2 + xx ** 2) / (2 * 6.0 ** 2)), atol=1e-6)
+
+
 def test_onehot_mode_is_the_uint8_truncated_gaussian():
     kp = skeleton(256, 176)
     kp[5] = -1

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posetransfer.data import keypoints as K
-from posetransfer.data.prepare import build_pairs, fit_to_frame, identity_of
+from posetransfer.data.layout import build_pairs, identity_of
+from posetransfer.data.prepare import fit_to_frame
 from posetransfer.errors import DataError
 
 SETTINGS = settings(max_examples=60, deadline=None, database=None,

@@ -73,13 +73,13 @@ def test_init_flow_errors_name_the_problem(tmp_path):
     one_scale = build_generator("flow", preset="market", **FLOW_TINY)
     with pytest.raises(ModelError, match="flow scales"):
         one_scale.init_flow_nets_from_gfla(state)
-    from posetransfer.train import _init_flow_nets
+    from posetransfer.training.build import init_flow_nets
 
     with pytest.raises(ConfigError, match="part-flow model"):
-        _init_flow_nets(build_generator("gfla", preset="market", **FLOW_TINY), str(gfla))
+        init_flow_nets(build_generator("gfla", preset="market", **FLOW_TINY), str(gfla))
     save_generator(build_generator("flow", preset="market", **FLOW_TINY), tmp_path / "flow.safetensors")
     with pytest.raises(CheckpointError, match="needs a 'gfla' generator"):
-        _init_flow_nets(one_scale, str(tmp_path / "flow.safetensors"))
+        init_flow_nets(one_scale, str(tmp_path / "flow.safetensors"))
 
 
 def test_warp_padding_is_an_option():

@@ -66,8 +66,9 @@ def test_weights_that_become_non_finite_are_never_checkpointed(tiny_data, tmp_pa
         out = step(self, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 1:                        # the first update after resuming: step 3's generator step
-            with torch.no_grad():
-                self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+            with torch.no_grad():   # the first element, whatever the layout (batch-norm models train channels_last)
+                weight = self.param_groups[0]["params"][0]
+                weight[(0,) * weight.dim()] = float("inf")
         return out
 
     monkeypatch.setattr(torch.optim.Adam, "step", poisoned_step)

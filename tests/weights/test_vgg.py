@@ -104,3 +104,32 @@ def test_no_weights_anywhere_is_an_error_not_a_random_network(empty_hub, monkeyp
 def test_unknown_layer(empty_hub):
     with pytest.raises(WeightsUnavailable, match="relu9_9"):
         V.VGGFeatures(["relu9_9"])
+
+
+@pytest.mark.parametrize("kind", ["st-vgg16", "vgg19"])
+def test_features_stop_at_the_deepest_layer_the_loss_uses_with_identical_values(empty_hub, kind):
+    """The perceptual loss on relu1_2 runs VGG's first 4 layers, not the whole network: its features, loss
+    value and gradient equal those of the full network's relu1_2 exactly."""
+    from posetransfer.losses import PerceptualLoss
+
+    weights = None
+    if kind == "vgg19":   # a torchvision-layout VGG-19 file with every layer (random weights)
+        torch.manual_seed(1)
+        full_net = V._vgg19_features(max(V.VGG19_LAYERS.values()))
+        weights = empty_hub / "vgg19-full.pth"
+        torch.save({f"features.{k}": v for k, v in full_net.state_dict().items()}, weights)
+    short = V.VGGFeatures(["relu1_2"], weights=weights)
+    full = V.VGGFeatures(["relu1_2", "relu5_4"], weights=weights)
+    assert short.kind == full.kind == kind
+    assert len(short.features) == 4 and len(full.features) > 30
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 64, 32, generator=gen) * 2 - 1).requires_grad_(True)
+    y = torch.rand(2, 3, 64, 32, generator=gen) * 2 - 1
+    assert torch.equal(short(x)["relu1_2"], full(x)["relu1_2"])
+    losses, grads = [], []
+    for net in (short, full):
+        loss = PerceptualLoss(net, ["relu1_2"])(x, y)
+        (grad,) = torch.autograd.grad(loss, x)
+        losses.append(loss.item())
+        grads.append(grad)
+    assert losses[0] == losses[1] and torch.equal(grads[0], grads[1])

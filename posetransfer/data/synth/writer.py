@@ -223,11 +223,11 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
 
     ``identities`` people × ``poses`` images each. The last ``test_identities`` people (default 20%, at
     least 1) form the test split, the others the train split, so the splits share no identity. Pairs are
-    all ordered pairs of two images of one person (``prepare.build_pairs``); ``test_pairs`` keeps a seeded
+    all ordered pairs of two images of one person (``layout.build_pairs``); ``test_pairs`` keeps a seeded
     sample of the test pairs. The same ``seed`` gives byte-identical files whatever ``workers`` is.
     ``out`` must be new, empty or an earlier synthetic dataset (replaced) unless ``overwrite``.
     """
-    from ..prepare import build_pairs
+    from ..layout import build_pairs
 
     kind = check_kind(size)
     identities = _check_int(identities, "identities", 2)
