@@ -457,10 +457,20 @@ def save_training(run: str | os.PathLike, step: int, parts: Resumable, cfg: dict
         "weights": weights,
         "vgg_weights": str(vgg_weights) if vgg_weights is not None else None,
     }
-    # the generator file says what it was trained on: the dataset's frame and pose maps, this run and step
-    contract = InputContract.for_dataset(cfg["dataset"], {"trained": str(Path(run).resolve()), "step": int(step)})
+    # the generator file says what it was trained on: the dataset's frame and pose maps, this run and step, and
+    # whether the people were synthetic (the applications then say what to expect of it on real photos)
+    provenance = {"trained": str(Path(run).resolve()), "step": int(step)}
+    if data_root is not None and _synthetic_dataset(data_root):
+        provenance["synthetic"] = True
+    contract = InputContract.for_dataset(cfg["dataset"], provenance)
     return save_checkpoint(run, step, parts.generator, parts.discriminators, tensors, state,
                            keep_last=cfg["train"]["keep_last"], contract=contract)
+
+
+def _synthetic_dataset(data: str | os.PathLike) -> bool:
+    from .data.layout import read_dataset_json
+
+    return read_dataset_json(data).get("synthetic") is True
 
 
 def restore_training(stored: Checkpoint, parts: Resumable, info: D.DistInfo, seed: int) -> int:

@@ -204,12 +204,45 @@ def _test_pairs(data: Path, model, limit: int, seed: int):
 
     ds = PairDataset(data, "test", size=model.frame, heatmap_mode=model.heatmap, sigma=model.sigma)
     if len(ds.pairs) > limit:
-        rng = np.random.default_rng(seed)
-        keep = sorted(rng.choice(len(ds.pairs), size=limit, replace=False).tolist())
-        ds.pairs = [ds.pairs[i] for i in keep]
+        ds.pairs = [ds.pairs[i] for i in _spread_over_identities(ds.pairs, ds.kind, limit, seed)]
     if not ds.pairs:
         raise DataError(f"{data}: no test pairs to evaluate on")
     return ds
+
+
+def _spread_over_identities(pairs: Sequence[tuple[str, str]], kind: str, limit: int, seed: int) -> list[int]:
+    """``limit`` pair indices taken in turn from each source identity (seeded), in file order.
+
+    Why: a plain random sample of the test pairs can leave people out, and the sample grid (the first pairs
+    of each identity) then shows the same person in every row; taking the identities in turn scores and
+    shows every held-out person the limit allows."""
+    from .data.layout import identity_of
+
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for index, (source, _) in enumerate(pairs):
+        groups.setdefault(identity_of(source, kind), []).append(index)
+    queues = [list(rng.permutation(members)) for members in groups.values()]
+    queues = [queues[i] for i in rng.permutation(len(queues))]
+    keep: list[int] = []
+    while len(keep) < limit:
+        for queue in queues:
+            if queue and len(keep) < limit:
+                keep.append(int(queue.pop()))
+    return sorted(keep)
+
+
+def _example_indices(pairs: Sequence[tuple[str, str]], kind: str, examples: int) -> list[int]:
+    """The pairs the sample grid shows: the first of each source identity, then the next ones, up to ``examples``."""
+    from .data.layout import identity_of
+
+    seen: set[str] = set()
+    first, rest = [], []
+    for index, (source, _) in enumerate(pairs):
+        person = identity_of(source, kind)
+        (rest if person in seen else first).append(index)
+        seen.add(person)
+    return (first + rest)[:examples]
 
 
 @torch.no_grad()
@@ -224,8 +257,9 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
 
     scorers = {name: Scorer("patn", "market", metrics=list(METRICS)) for name in [*models, "copy_source"]}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-    grid_rows: list[np.ndarray] = []
-    for batch in loader:
+    shown = _example_indices(dataset.pairs, dataset.kind, examples)
+    grid_rows: dict[int, np.ndarray] = {}
+    for number, batch in enumerate(loader):
         outputs = {name: model.generate_tensors(batch["source_image"], batch["source_heatmaps"],
                                                 batch["target_heatmaps"]).cpu()
                    for name, model in models.items()}
@@ -234,10 +268,11 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
         for name, images in outputs.items():
             scorers[name].add([(i, tensor_range_to_image(image.float().numpy()), target, None)
                                for i, (image, target) in enumerate(zip(images, targets))])
-        if len(grid_rows) < examples:
-            n = min(examples - len(grid_rows), len(targets))
-            poses = pose_images(batch, tuple(batch["target_image"].shape[2:]), n)
-            for i in range(n):
+        start = number * batch_size
+        rows = [index - start for index in shown if start <= index < start + len(targets)]
+        if rows:
+            poses = pose_images(batch, tuple(batch["target_image"].shape[2:]), max(rows) + 1)
+            for i in rows:
                 cells = [tensor_range_to_image(batch["source_image"][i].numpy()),
                          poses[i].permute(1, 2, 0).numpy(),
                          *[tensor_range_to_image(outputs[name][i].float().numpy()) for name in models
@@ -245,10 +280,10 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                          *[tensor_range_to_image(outputs[name][i].float().numpy()) for name in models
                            if name != "untrained"],
                          targets[i]]
-                grid_rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
-                                                 for c in cells], axis=1))
+                grid_rows[start + i] = np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
+                                                       for c in cells], axis=1)
     results = {name: {metric: scorer.finish()[0][metric] for metric in METRICS} for name, scorer in scorers.items()}
-    return results, np.concatenate(grid_rows, axis=0)
+    return results, np.concatenate([grid_rows[index] for index in shown], axis=0)
 
 
 def _write_html(path: Path, metrics: dict[str, Any], config: dict[str, Any]) -> None:

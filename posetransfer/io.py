@@ -73,7 +73,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name ends in ``.tmp`` so that readers listing checkpoints can ignore debris left by a
     killed process. A failed write (disk full, read-only folder, ``path`` an existing folder, a symlink loop)
-    leaves no temporary behind and is an :class:`OutputError` naming ``path``.
+    leaves no temporary behind and is an :class:`OutputError` naming ``path``. The file gets the mode ``open()``
+    would give a new file (0666 less the umask), also when the writer replaced the temporary (safetensors'
+    ``save_file`` creates its file anew, 0600).
     """
     path = Path(path)
     tmp_path: Path | None = None
@@ -84,8 +86,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         os.close(fd)
         tmp_path = Path(tmp)
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs should be ordinary files
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600 (and so does a writer that replaces the file)
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)

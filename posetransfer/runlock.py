@@ -33,7 +33,8 @@ class RunLock:
         self.run = Path(run)
         self.path = self.run / LOCK_FILE
         self._fd: int | None = None
-        self._created_folder = False
+        self._created: list[Path] = []       # folders this lock made (``runs/`` and ``runs/x``), deepest last
+        self._created_lock_file = False
 
     def acquire(self) -> "RunLock":
         for _ in range(100):
@@ -43,7 +44,7 @@ class RunLock:
             except OSError as exc:
                 holder = _read_pid(fd)
                 os.close(fd)
-                self._created_folder = False
+                self._created, self._created_lock_file = [], False
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise ConfigError(f"{self.path}: cannot lock the run folder ({exc.strerror or exc})") from None
                 who = f"PID {holder}" if holder else "another process"
@@ -60,11 +61,16 @@ class RunLock:
         return self
 
     def _open(self) -> int:
-        if not self.run.exists():
-            self._created_folder = True
+        missing = [folder for folder in (self.run, *self.run.parents) if not folder.exists()]
         try:
             self.run.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            self._created = self._created or missing[::-1]
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                self._created_lock_file = True
+            except FileExistsError:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            return fd
         except OSError as exc:
             from .io import describe_os_error
 
@@ -79,11 +85,12 @@ class RunLock:
             os.ftruncate(fd, 0)      # no PID of a finished trainer left in the file
         except OSError:
             pass
-        if self._created_folder and _only_lock_file(self.run):
-            # nothing was written: do not leave an empty run folder behind (a config error, a missing dataset)
+        if self._created_lock_file and _only_lock_file(self.run):
+            # nothing was written: leave no lock file and no empty folder behind (a config error, a wrong --data)
             try:
                 self.path.unlink()
-                self.run.rmdir()
+                for folder in reversed(self._created):
+                    folder.rmdir()
             except OSError:
                 pass
         os.close(fd)                 # closing the descriptor drops the lock

@@ -29,6 +29,7 @@ from . import checkpoint as ckpt
 from . import cpu
 from . import distributed as D
 from .config import apply_overrides, dump_config, validate
+from .data.layout import find_split_files
 from .errors import CheckpointError, ConfigError, PosetransferError
 from .io import atomic_write_text, save_image, write_json
 from .logging_utils import Board, Progress, RunLog, sample_grid
@@ -72,13 +73,17 @@ def train(config: dict[str, Any] | None, data: str | Path | None, out: str | Pat
         data = data if data is not None else stored.state.get("data_root")
         vgg_weights = vgg_weights if vgg_weights is not None else stored.state.get("vgg_weights")
     else:
-        if config is None:
-            raise ConfigError(f"{run}: no checkpoint to resume from and no preset given")
+        if config is None:   # one error, no "starting from scratch" warning before it: nothing will start
+            raise ConfigError(f"{run}: no checkpoint to resume from; start the run with --preset NAME --data DIR")
+        if resume:
+            log.warning("%s: nothing to resume, starting from scratch", run)
         if not resume and ckpt.list_checkpoints(ckpt.checkpoints_root(run)):
             raise ConfigError(f"{run}: already holds checkpoints; pass --resume to continue it or choose another --out")
         config = validate(apply_overrides(config, overrides))
     if dataset is None and data is None:
         raise ConfigError("no dataset given (--data DIR)")
+    if dataset is None:   # a wrong --data stops here, before config.yaml and train.log exist: no run folder left
+        find_split_files(data, "train")
 
     info = D.setup(config["train"]["device"])
     runlog = RunLog(run, info.is_main)
@@ -299,8 +304,6 @@ def _find_resume_checkpoint(run: Path) -> Path | None:
     folder = ckpt.latest_valid(root)
     if folder is None and ckpt.list_checkpoints(root):
         raise CheckpointError(f"{root}: every checkpoint is corrupt or incomplete; cannot resume")
-    if folder is None:
-        log.warning("%s: nothing to resume, starting from scratch", run)
     return folder
 
 

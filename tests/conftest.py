@@ -80,3 +80,34 @@ def tiny_dataset(tmp_path_factory):
         return made[kind]
 
     return make
+
+
+#: sitecustomize.py of :func:`run_cli_without`: the named top-level modules behave as not installed
+#: (``sys.modules[name] = None``: ``import name`` raises ModuleNotFoundError, ``importlib.util.find_spec``
+#: returns None), as in an environment installed without that extra.
+_BLOCKER = """import os, sys
+for _name in os.environ.get("POSETRANSFER_TEST_UNINSTALLED", "").split(","):
+    if _name:
+        sys.modules[_name] = None
+"""
+
+
+@pytest.fixture(scope="session")
+def run_cli_without(tmp_path_factory):
+    """``run_cli_without(["fastapi"], "serve", ...)``: the CLI in a fresh process where those modules are not
+    importable; returns the CompletedProcess (text stdout/stderr). This checkout comes first on the path."""
+    import subprocess
+    import sys
+
+    shim = tmp_path_factory.mktemp("uninstalled")
+    (shim / "sitecustomize.py").write_text(_BLOCKER)
+    repo = Path(__file__).resolve().parent.parent
+
+    def run(modules, *args, timeout: float = 300, cwd=None):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(repo)]),
+               "POSETRANSFER_TEST_UNINSTALLED": ",".join(modules), "OMP_NUM_THREADS": "1",
+               "POSETRANSFER_OFFLINE": "1", "TQDM_DISABLE": "1"}
+        return subprocess.run([sys.executable, "-m", "posetransfer", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=cwd)
+
+    return run

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--steps", "2", "--identities", "4", "--eval-pairs", "6",
+    code = main(["demo", "--out", str(out), "--steps", "2", "--identities", "30", "--eval-pairs", "6",
                  "--set", "train.batch_size=2", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out / "report.html") in printed and "copy the source" in printed
+    assert "trained on synthetic people, so on real photos it gives blurry silhouettes" in printed
+    assert "posetransfer convert --arch gfla" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("model", "copy_source", "untrained"):
         assert set(metrics[key]) == {"ssim", "l1"}
@@ -46,6 +48,12 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert "did not beat every baseline" in page and "too few steps" in page and "does NOT beat" in page
     for name in ("report.html", "samples.png", "generator.safetensors", "data/dataset.json", "run/summary.json"):
         assert (out / name).is_file(), name
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {str(p.relative_to(out)): p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+    assert {p: m for p, m in modes.items() if m != 0o666 & ~umask} == {}     # the umask, as for open()
     assert "samples.png" in (out / "report.html").read_text()
     from posetransfer.inference import load_generator
 
@@ -53,11 +61,30 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert model.arch == "patn"
     contract = model.input_contract           # the demo's file says what it was trained on
     assert (contract.size, contract.heatmap, contract.sigma) == ((128, 64), "gaussian", 6.0)
-    assert contract.provenance == {"trained": str((out / "run").resolve()), "step": 2}
+    assert contract.provenance == {"trained": str((out / "run").resolve()), "step": 2, "synthetic": True}
     from posetransfer.io import read_image
 
     grid = read_image(out / "samples.png")
-    assert grid.shape[1] == 5 * (64 + 4)          # source | pose | untrained | trained | target
+    assert grid.shape == (6 * (128 + 4), 5 * (64 + 4), 3)   # six rows: source | pose | untrained | trained | target
+    assert _grid_identities(grid, out / "data") == 6       # 30 people: 6 held out, one per row
+
+
+def _grid_identities(grid, data) -> int:
+    """How many different people the grid's source column shows: each row's source cell is matched to the
+    nearest test image of the demo's data (the same pixels, through the dataset's [-1, 1] round trip)."""
+    import numpy as np
+
+    from posetransfer.data.layout import identity_of
+    from posetransfer.io import read_image
+
+    tests = {path.name: read_image(path).astype(np.int16) for path in sorted((data / "test").iterdir())}
+    people = []
+    for row in range(grid.shape[0] // 132):
+        cell = grid[row * 132 + 2:row * 132 + 130, 2:66].astype(np.int16)
+        distance, name = min((float(np.abs(cell - image).mean()), name) for name, image in tests.items())
+        assert distance < 2.0, (row, name, distance)
+        people.append(identity_of(name, "market"))
+    return len(set(people))
 
 
 def test_demo_rejects_bad_options(tmp_path, capsys):

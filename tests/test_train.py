@@ -3,6 +3,7 @@ survives SIGKILL, trains the flow stage, and the ``posetransfer train`` command 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -426,3 +427,37 @@ def test_time_estimate_is_logged_after_the_warm_up_and_loader_workers_leave_the_
     threads = torch.get_num_threads()
     assert summary["cpu_threads"] == threads
     assert summary["loader_workers"] == cpu.loader_workers(4, "cpu", threads) <= max(0, cpu.available_cpus() - threads)
+
+
+def test_wrong_data_leaves_no_run_folder_and_empty_resume_is_one_error(data, tmp_path, capsys, caplog):
+    """``train --data`` a file, a missing folder or a folder that is no dataset: exit 2, one line naming it, and
+    no run folder (no config.yaml, train.log or train.lock, no parent folder made for it). ``--resume`` on a
+    folder with no checkpoint: one error and no "starting from scratch" warning before it."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a dataset")
+    (tmp_path / "photos").mkdir()
+    preset = write_preset(tmp_path / "tiny.yaml", "loss.perceptual=0")
+    for bad, says in ((afile, "notes.txt: is a file; a dataset folder"),
+                      (tmp_path / "missing", "missing: dataset folder not found"),
+                      (tmp_path / "photos", "photos: cannot tell the dataset kind")):
+        run = tmp_path / "runs" / "x"
+        assert main(["train", "--preset", str(preset), "--data", str(bad), "--out", str(run), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {bad}") and says in err and err.count("\n") == 1, err
+        assert not (tmp_path / "runs").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for run in (empty, tmp_path / "nothere"):
+        caplog.clear()
+        assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {run}: no checkpoint to resume from; start the run with --preset NAME --data DIR\n"
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert list(empty.iterdir()) == [] and not (tmp_path / "nothere").exists()
+    # with a preset, --resume on an empty folder starts from scratch, and says so once
+    run = tmp_path / "fresh"
+    caplog.clear()
+    assert main(["train", "--preset", str(preset), "--data", str(data), "--out", str(run), "--resume",
+                 "--steps", "1", "--no-progress"]) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [f"{run}: nothing to resume, starting from scratch"]

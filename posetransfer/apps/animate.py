@@ -25,7 +25,8 @@ from ..errors import ConfigError, DataError, PoseError
 from ..io import atomic_path, read_image
 from . import crop as C
 from ..inference import InferenceModel
-from .poses import CropMode, Pose, estimate_pose, prepare_source, read_pose_file, source_pose_for
+from .poses import (CropMode, Pose, estimate_pose, prepare_source, read_pose_file, require_estimator,
+                    source_pose_for)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def read_pose_video(path: Path, every: int = 1, max_frames: int | None = None, p
     """Estimate the pose on every frame of a driving video."""
     from tqdm import tqdm
 
+    require_estimator(str(path))
     frames, fps = read_video(path, every, max_frames)
     poses: list[Pose] = []
     repeated = 0

@@ -6,7 +6,6 @@ pose already in a model's frame (rescaled) from one in a photo (cropped around t
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from ..data import keypoints as K
 from ..data.layout import IMAGE_SUFFIXES, read_dataset_json
 from ..errors import DataError, PoseError, PosetransferError
+from ..extras import MissingExtra
 from ..io import read_image
 from ..kinds import parse_size
 from . import crop as C
@@ -39,20 +39,11 @@ def image_size(image: np.ndarray) -> tuple[int, int]:
 
 
 def read_pose_file(path: str | os.PathLike) -> Pose:
-    """A keypoints JSON file: OpenPose BODY_25 / COCO-18, or our ``{"keypoints": [[y, x]...], "size": [H, W]}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: keypoints file not found")
-    from ..pose.openpose import read_keypoints_json
+    """A keypoints JSON file: OpenPose BODY_25 / COCO-18, or our pose file (docs/pose-format.md), which
+    also says the frame its keypoints are in (``transfer``'s sidecars and ``keypoints --out`` files are)."""
+    from ..pose.openpose import read_pose_json
 
-    kp = read_keypoints_json(path)
-    frame = None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("size"), (list, tuple)) and len(data["size"]) == 2:
-            frame = (int(data["size"][0]), int(data["size"][1]))
-    except (ValueError, TypeError, OSError):
-        frame = None
+    kp, frame = read_pose_json(path)
     return Pose(K.validate_keypoints(kp, where=str(path)), frame, str(path))
 
 
@@ -69,10 +60,25 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
     return Pose(annotations[name], frame, f"{csv_path} ({name})")
 
 
+def require_estimator(where: str) -> None:
+    """Raise :class:`MissingExtra` (the ``[pose]`` install, or keypoints as JSON) unless poses can be estimated.
+
+    Batch commands call it before their first image, so that a missing package is one line, not a failure
+    per image.
+    """
+    from ..pose.blazepose import require_mediapipe
+
+    try:
+        require_mediapipe()
+    except MissingExtra as exc:
+        raise MissingExtra(f"{where}: {exc} (or give its keypoints as a pose JSON file)") from None
+
+
 def estimate_pose(image: np.ndarray, where: str) -> Pose:
     """Keypoints of the person in ``image`` with the pose estimator; errors name ``where``."""
-    from ..pose import estimate_keypoints  # mediapipe itself is imported (and its absence reported) there
+    from ..pose import estimate_keypoints
 
+    require_estimator(where)
     try:
         kp = estimate_keypoints(image)
     except PoseError as exc:

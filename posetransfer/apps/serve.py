@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
@@ -213,6 +214,10 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
             message = str(exc.detail)
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request, exc: RequestValidationError):   # FastAPI would answer {"detail": [...]}
+        return JSONResponse({"error": validation_message(exc.errors())}, status_code=422)
+
     @app.exception_handler(Exception)
     async def internal_error(_request, exc: Exception):
         log.exception("request failed")
@@ -285,6 +290,17 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
                 "milliseconds": round(1000 * (time.perf_counter() - started), 1)}
 
     return app
+
+
+def validation_message(errors) -> str:
+    """FastAPI's list of field errors as the API's one line: ``target_keypoints: field required``."""
+    parts = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        message = str(error.get("msg", "invalid")).strip()
+        message = message[:1].lower() + message[1:]
+        parts.append(f"{'.'.join(loc)}: {message}" if loc else message)
+    return "; ".join(parts) or "invalid request"
 
 
 def _inside(kp: np.ndarray, size: tuple[int, int]) -> bool:

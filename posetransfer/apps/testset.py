@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from torch.utils.data import DataLoader, Subset
@@ -58,8 +60,13 @@ def output_writer() -> BackgroundWriter:
 def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: str | os.PathLike, *,
                       split: str = "test", limit: int | None = None, strip: bool = False,
                       save_flows: bool = False, batch_size: int = 8, workers: int = 0,
-                      progress: bool = True) -> dict:
-    """Generate every pair of ``split`` (or the first ``limit``) into ``out``; returns a summary dict."""
+                      progress: bool = True, on_batch: Callable[[int, int, float], None] | None = None) -> dict:
+    """Generate every pair of ``split`` (or the first ``limit``) into ``out``; returns a summary dict.
+
+    ``on_batch(done, total, seconds)`` is called before the first batch (done 0) and after every batch (pairs
+    written so far, pairs to write, seconds since the first batch started): the command says how many pairs
+    and, after the first batch, how long the rest takes.
+    """
     from tqdm import tqdm
 
     if limit is not None and limit < 1:
@@ -77,6 +84,9 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
     done: set[str] = set()
     flows_written = 0
     direct = model.frame == model.size     # the dataset's tensors are the generator's input as they are
+    if on_batch is not None:
+        on_batch(0, len(subset), 0.0)
+    started = time.perf_counter()
     with files:   # an error (disk full) removes what this run wrote: no partial set
         with output_writer() as writer, tqdm(total=len(subset), desc="test", unit="img",
                                              disable=not progress) as bar:
@@ -109,6 +119,8 @@ def generate_test_set(model: InferenceModel, data_root: str | os.PathLike, out: 
                             files.save_image(out / "flows" / f"{a}{SEPARATOR}{b}_{kind}.png", figure)
                         flows_written += 1
                 bar.update(len(images))
+                if on_batch is not None:
+                    on_batch(len(done), len(subset), time.perf_counter() - started)
         # the writer is closed here: every image is on disk (or its failure raised) before the summary
         if save_flows and flows_written == 0:
             log.warning("--save-flows: the %r generator returns no flow fields", model.arch)

@@ -17,10 +17,12 @@ from .. import viz
 from ..data import keypoints as K
 from ..data.layout import IMAGE_SUFFIXES
 from ..errors import ConfigError, DataError, ModelError, OutputError, PoseError, PosetransferError
+from ..extras import MissingExtra
 from ..inference import InferenceModel
-from ..io import read_image, save_image, write_json
+from ..io import read_image, save_image
+from ..pose.openpose import write_keypoints_json
 from . import crop as C
-from .poses import CropMode, Pose, source_pose_for, target_to_model
+from .poses import CropMode, Pose, require_estimator, source_pose_for, target_to_model
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ def transfer_one(model: InferenceModel, source: Path, target_keypoints: np.ndarr
                  source_pose: Path | None = None, paste_back: bool = False, save_attention: bool = False,
                  crop: CropMode = "auto", pad: C.PadMode = "edge") -> list[Path]:
     """One source photo → ``out`` (mapped back to the photo's scale, or pasted into it), ``<out>_model.png``
-    in the model frame, optionally ``<out>_attention.png`` and a ``<out>.json`` with the geometry."""
+    in the model frame, optionally ``<out>_attention.png``, and ``<out>.json``: a pose file of the generated
+    person (model frame) that also records the crop box, the source keypoints and the model."""
     photo = read_image(source)
     pose = source_pose_for(source, source_pose, photo)
     result = model.transfer(photo, target_keypoints, pose, crop=crop, pad=pad, paste_back=paste_back,
@@ -67,12 +70,16 @@ def transfer_one(model: InferenceModel, source: Path, target_keypoints: np.ndarr
         attention_out = out.with_name(f"{out.stem}_attention.png")
         save_image(attention_out, figure)
         written.append(attention_out)
-    write_json(out.with_name(f"{out.stem}.json"), {
-        "source": str(source), "checkpoint": model.name, "arch": model.arch, "size": list(model.frame),
-        "model_size": list(model.size), "input_contract": model.contract.to_json(),
-        "crop_box": result.source.box.to_json(), "source_keypoints": result.source.keypoints,
-        "target_keypoints": target_keypoints, "paste_back": paste_back, "fast_path": model.fast_path,
+    # the sidecar is a pose file (docs/pose-format.md): the generated person's pose in the model frame, which
+    # animate, transfer --target and serve read back; the geometry of this transfer rides along
+    sidecar = out.with_name(f"{out.stem}.json")
+    write_keypoints_json(sidecar, target_keypoints, model.frame, extra={
+        "source": str(source), "checkpoint": model.name, "arch": model.arch, "model_size": list(model.size),
+        "input_contract": model.contract.to_json(), "crop_box": result.source.box.to_json(),
+        "source_keypoints": np.asarray(result.source.keypoints).tolist(), "paste_back": paste_back,
+        "fast_path": model.fast_path,
     })
+    written.append(sidecar)
     return written
 
 
@@ -106,6 +113,8 @@ def transfer_files(model: InferenceModel, source: str | os.PathLike, target: Pos
         raise DataError(f"{source}: no images (.jpg, .png, ...) in this folder")
     if out.suffix.lower() in IMAGE_SUFFIXES:
         raise ConfigError(f"{out}: output must be a folder when the source is a folder")
+    if pose_path is None:
+        require_estimator(str(source))
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
@@ -118,7 +127,7 @@ def transfer_files(model: InferenceModel, source: str | os.PathLike, target: Pos
                                                source_pose=pose_path, paste_back=paste_back,
                                                save_attention=save_attention, crop=crop, pad=pad))
             report.succeeded.append(path)
-        except (ModelError, OutputError):   # the model or the disk fails for every photo alike: stop
+        except (ModelError, OutputError, MissingExtra):   # the model, the disk or the install fails every photo alike
             raise
         except PosetransferError as exc:
             report.failed.append((path, str(exc)))

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.animate import animate
+    from ..apps.expectations import synthetic_note
 
     check_model_arguments(args)
     model = load_model_from_args(args)
@@ -37,4 +38,7 @@ def run(args: argparse.Namespace) -> int:
     extra = f" ({summary['repeated_poses']} frame(s) without a person reused the previous pose)" \
         if summary["repeated_poses"] else ""
     print(f"animate: {summary['frames']} frames at {summary['fps']:g} fps -> {', '.join(summary['written'])}{extra}")
+    note = synthetic_note(model.name, model.contract.provenance)
+    if note:
+        print(note)
     return 0

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..demo import run_demo
+    from ..apps.expectations import REAL_PHOTO_ADVICE
     from ..errors import ConfigError
 
     if args.minutes is not None and args.minutes <= 0:
@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import check_seed
 
     check_seed(args.seed)
+    from ..demo import run_demo   # torch and the trainer (2 s): after the checks
+
     metrics = run_demo(args.out, minutes=args.minutes, steps=args.steps, identities=args.identities,
                        eval_pairs=args.eval_pairs, seed=args.seed, overrides=args.overrides,
                        vgg_weights=args.vgg_weights, progress=not args.no_progress)
@@ -55,4 +57,5 @@ def run(args: argparse.Namespace) -> int:
         print(metrics["advice"])
     print(f"report: {out / 'report.html'}")
     print(f"metrics: {out / 'metrics.json'}; samples: {out / 'samples.png'}; model: {out / 'generator.safetensors'}")
+    print(f"note: this model was {REAL_PHOTO_ADVICE}")
     return 0

@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..extras import EXTRAS, require_extra
+
+    for module in EXTRAS["serve"]:   # before the model is loaded: one line naming the install command
+        require_extra(module, "serve", "posetransfer serve")
     from ..apps.serve import serve
 
     from ..errors import ConfigError

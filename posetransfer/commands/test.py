@@ -22,6 +22,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
 
+class Forecast:
+    """What ``test`` says before it starts and after its first batch: how many pairs, about how long, and
+    that ``--limit`` exists (a whole DeepFashion or Market test split is thousands of images)."""
+
+    def __init__(self, out, split: str, limit: int | None) -> None:
+        self.out, self.split, self.limit = out, split, limit
+        self.said_time = False
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        if done == 0:
+            hint = "" if self.limit is not None else " (--limit N generates only the first N)"
+            self._say(f"test: {total} pair(s) of the {self.split} split to generate into {self.out}{hint}")
+        elif not self.said_time and done < total:
+            self.said_time = True
+            rest = seconds / done * (total - done)
+            self._say(f"test: the first {done} pair(s) took {seconds:.1f} s: about {_duration(rest)} for the "
+                      f"other {total - done}")
+
+    @staticmethod
+    def _say(line: str) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        tqdm.write(line, file=sys.stderr)   # above the progress bar, not through it
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -36,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     out = Path(args.out) if args.out else Path(args.data) / "generated" / args.split
     summary = generate_test_set(model, args.data, out, split=args.split, limit=args.limit, strip=args.strip,
-                                save_flows=args.save_flows, batch_size=args.batch_size, workers=args.workers)
+                                save_flows=args.save_flows, batch_size=args.batch_size, workers=args.workers,
+                                on_batch=Forecast(out, args.split, args.limit))
     bad = len(summary["bad_samples"])
     print(f"test: {summary['written']} image(s) written to {out}" + (f", {bad} unreadable image(s) skipped" if bad else ""))
     return 0

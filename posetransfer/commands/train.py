@@ -39,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import list_presets, load_config
     from ..errors import ConfigError
-    from ..train import train
 
     if args.list_presets:
         for name in list_presets():
@@ -59,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     # the overrides are applied once: to the preset of a new run here (a bad --set fails before anything is
     # written), or by the trainer to whichever config a --resume continues (the stored one, or this preset)
     config = load_config(args.preset, () if args.resume else overrides) if args.preset else None
+    from ..train import train   # torch and the models: 2 s, not needed for the checks above
+
     summary = train(config, args.data, args.out, resume=args.resume, overrides=overrides if args.resume else (),
                     steps=args.steps,
                     vgg_weights=args.vgg_weights, progress=not args.no_progress)

@@ -105,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.poses import load_pose, pose_from_csv
+    from ..apps.expectations import synthetic_note
     from ..apps.transfer import transfer_files
     from ..errors import ConfigError
 
@@ -119,4 +120,7 @@ def run(args: argparse.Namespace) -> int:
     for path, message in report.failed:
         print(f"failed: {message if str(path) in message else f'{path}: {message}'}", file=sys.stderr)
     print(report.summary())
+    note = synthetic_note(model.name, model.contract.provenance)
+    if note and report.succeeded:
+        print(note)
     return 0 if report.succeeded else 2

@@ -137,6 +137,8 @@ def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, P
     root = Path(root)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (train or test)")
+    if root.is_file():
+        raise DataError(f"{root}: is a file; a dataset folder (train/, test/, annotation and pairs CSVs) is expected")
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
     prefixes = parse_kind(detect_kind(root)).prefixes

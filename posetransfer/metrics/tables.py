@@ -77,13 +77,24 @@ def _measured_label(result: dict) -> str:
     return f"ours: {label}"
 
 
+def _images_note(gen: dict) -> str:
+    """The images the metrics were computed on: with ``--limit`` fewer than were matched, and a row
+    that said the matched count would claim a test set the numbers never saw."""
+    evaluated, matched = gen.get("evaluated"), gen.get("matched")
+    if evaluated is None:   # results files written before 'evaluated' existed
+        return f"{matched if matched is not None else '?'} images"
+    if matched is not None and evaluated < matched:
+        return f"{evaluated} images (first {evaluated} of {matched} matched: --limit)"
+    return f"{evaluated} images"
+
+
 def _measured_notes(result: dict) -> str:
     ds = result.get("dataset", {})
     gen = result.get("generated", {})
     prot = result.get("protocol", {})
     parts = [f"protocol {prot.get('name', '?')}",
              f"{ds.get('kind', '?')} {'x'.join(str(v) for v in ds.get('resolution', []))}",
-             f"{gen.get('matched', '?')} images"]
+             _images_note(gen)]
     if gen.get("missing"):
         parts.append(f"{gen['missing']} test pairs missing")
     if gen.get("resized"):

@@ -153,6 +153,8 @@ def init_normal(module: nn.Module, std: float = 0.02) -> nn.Module:
     Conv biases keep PyTorch's default (the official code leaves them alone too).
     """
     for m in module.modules():
+        if getattr(getattr(m, "weight", None), "is_meta", False):
+            continue   # a meta-device build (parameter counts, layer tables) has no values; normal_ there costs ~5 ms
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, std)
         elif isinstance(m, nn.BatchNorm2d) and m.affine:

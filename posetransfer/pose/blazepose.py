@@ -59,6 +59,13 @@ def _quiet_native_stderr():
         os.close(devnull)
 
 
+def require_mediapipe():
+    """The ``mediapipe`` module, or :class:`~posetransfer.extras.MissingExtra` naming ``[pose]``'s install."""
+    from ..extras import require_extra
+
+    return require_extra("mediapipe", "pose", "pose estimation")
+
+
 def _mediapipe_pose(min_detection_confidence: float):
     """One cached ``mediapipe.solutions.pose.Pose`` per setting (creating one loads two TFLite graphs).
 
@@ -70,10 +77,7 @@ def _mediapipe_pose(min_detection_confidence: float):
         if key not in _estimators:
             os.environ.setdefault("GLOG_minloglevel", "2")  # silence MediaPipe's C++ INFO lines
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            try:
-                import mediapipe as mp
-            except ImportError as exc:
-                raise PoseError(f"pose estimation needs mediapipe==0.10.21 (pip install mediapipe): {exc}") from None
+            mp = require_mediapipe()
             with _quiet_native_stderr():
                 _estimators[key] = mp.solutions.pose.Pose(
                     static_image_mode=True, model_complexity=1, enable_segmentation=False,

@@ -1,18 +1,25 @@
-"""Keypoint JSON files: OpenPose output (BODY_25 or COCO-18) and our own single-person format.
+"""Keypoint JSON files: OpenPose output (BODY_25 or COCO-18) and our own single-person pose file.
 
 OpenPose writes ``{"people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...]}, ...]}`` (older versions:
 ``pose_keypoints``) with 25 (BODY_25, the default model) or 18 (COCO) joints; a joint not found is
 ``0, 0, 0``. We keep the person with the largest summed confidence, drop joints whose confidence is below the
 threshold, map BODY_25 to COCO-18 (drop MidHip and the feet) and convert ``x, y`` to our ``(y, x)`` ints.
 
-Our format: ``{"format": "posetransfer-keypoints", "keypoints": [[y, x], ...18], "size": [H, W]}`` with
-``[-1, -1]`` for missing joints (``size`` optional on reading).
+Our pose file (specified in ``docs/pose-format.md``; the one format every command writes and reads)::
+
+    {"format": "posetransfer-keypoints", "version": 1, "size": [H, W], "keypoints": [[y, x], ... 18]}
+
+COCO-18 joint order, integer pixels, ``[-1, -1]`` for a missing joint, ``size`` the frame the keypoints are
+in. Any other key is allowed and ignored by readers (``transfer``'s sidecar carries its crop box and the
+source keypoints that way). On reading, ``format``, ``version`` and ``size`` are optional (files written
+before the version field), a ``format`` other than ours or a newer ``version`` is refused with a message.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -26,6 +33,10 @@ from ..skeleton import MISSING, NUM_JOINTS
 BODY25_TO_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 DEFAULT_CONFIDENCE = 0.1
 FORMAT_NAME = "posetransfer-keypoints"
+#: version of our pose file this code writes; readers accept this one and older ones
+FORMAT_VERSION = 1
+#: keys of our pose file that ``extra`` fields may not replace
+_RESERVED = ("format", "version", "size", "keypoints")
 
 
 def _person_to_coco18(values: list, where: str, threshold: float) -> tuple[np.ndarray, float]:
@@ -51,12 +62,23 @@ def _person_to_coco18(values: list, where: str, threshold: float) -> tuple[np.nd
     return kp, float(arr[list(order), 2].sum())
 
 
-def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = None,
-                        confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
-    """(18, 2) (y, x) keypoints from an OpenPose JSON or our own JSON; ``size`` (H, W) drops outside joints.
+def _check_format(doc: dict, path: Path) -> None:
+    name, version = doc.get("format", FORMAT_NAME), doc.get("version", 1)
+    if name != FORMAT_NAME:
+        raise DataError(f"{path}: 'format' is {name!r}, expected {FORMAT_NAME!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DataError(f"{path}: 'version' must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise DataError(f"{path}: pose file version {version} is newer than this posetransfer reads "
+                        f"(up to {FORMAT_VERSION}); upgrade posetransfer")
 
-    Malformed files raise :class:`DataError` naming the file; an OpenPose file with nobody in it raises
-    :class:`PoseError`.
+
+def read_pose_json(path: str | os.PathLike, confidence: float = DEFAULT_CONFIDENCE,
+                   ) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """(keypoints (18, 2) (y, x), the frame (H, W) they are in or None) of an OpenPose JSON or our pose file.
+
+    Joints outside the file's own frame are missing (-1). Malformed files raise :class:`DataError` naming the file; an OpenPose file with nobody in it raises
+    :class:`PoseError`. OpenPose files carry no frame (None).
     """
     path = Path(path)
     if not path.is_file():
@@ -65,7 +87,9 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
     if not isinstance(doc, dict):
         raise DataError(f"{path}: expected a JSON object")
     where = str(path)
+    size = None
     if "keypoints" in doc:
+        _check_format(doc, path)
         kp = np.asarray(doc["keypoints"], dtype=object)
         if kp.shape != (NUM_JOINTS, 2):
             raise DataError(f"{path}: 'keypoints' must be 18 [y, x] pairs, got shape {kp.shape}")
@@ -73,8 +97,9 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
             kp = validate_keypoints(kp.astype(np.float64), where=where)
         except (TypeError, ValueError):
             raise DataError(f"{path}: 'keypoints' must contain numbers") from None
-        if size is None and "size" in doc:
+        if "size" in doc:
             size = parse_size(doc["size"], where=f"{path}: 'size'", error=DataError)
+            kp = _drop_outside(kp, size)
     elif "people" in doc:
         people = doc["people"]
         if not isinstance(people, list):
@@ -93,19 +118,52 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
             raise PoseError(f"{path}: no person in OpenPose JSON")
         kp = best
     else:
-        raise DataError(f"{path}: neither an OpenPose file ('people') nor a posetransfer file ('keypoints')")
-    if size is not None:
-        h, w = size
-        outside = (kp[:, 0] >= h) | (kp[:, 1] >= w)
-        kp = kp.copy()
-        kp[outside] = MISSING
-    return kp
+        raise DataError(f"{path}: neither an OpenPose file ('people') nor a posetransfer pose file ('keypoints'); "
+                        f"see docs/pose-format.md")
+    return kp, size
 
 
-def write_keypoints_json(path: str | os.PathLike, keypoints: np.ndarray, size: tuple[int, int] | None = None) -> None:
-    """Write our single-person format atomically."""
-    kp = validate_keypoints(keypoints, size, where=str(path))
-    doc: dict = {"format": FORMAT_NAME, "keypoints": [[int(y), int(x)] for y, x in kp]}
+def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = None,
+                        confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+    """(18, 2) (y, x) keypoints of :func:`read_pose_json`; joints outside ``size`` (H, W; default the file's
+    own frame) are dropped (-1)."""
+    kp, _ = read_pose_json(path, confidence)
+    return kp if size is None else _drop_outside(kp, size)
+
+
+def _drop_outside(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = size
+    out = kp.copy()
+    out[(out[:, 0] >= h) | (out[:, 1] >= w)] = MISSING
+    return out
+
+
+def pose_document(keypoints: np.ndarray, size: tuple[int, int] | None, where: str = "keypoints",
+                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Our pose file as a dict (``extra`` keys after the format's own; they may not replace them)."""
+    kp = validate_keypoints(keypoints, size, where=where)
+    doc: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
     if size is not None:
         doc["size"] = [int(size[0]), int(size[1])]
-    atomic_write_text(path, json.dumps(doc) + "\n")
+    doc["keypoints"] = [[int(y), int(x)] for y, x in kp]
+    for key, value in (extra or {}).items():
+        if key in _RESERVED:
+            raise ValueError(f"pose file field {key!r} is reserved")
+        doc[key] = value
+    return doc
+
+
+def write_keypoints_json(path: str | os.PathLike, keypoints: np.ndarray, size: tuple[int, int] | None = None,
+                         extra: Mapping[str, Any] | None = None) -> None:
+    """Write our pose file atomically (``extra``: further fields, e.g. ``transfer``'s crop box), one field per
+    line so that the 18 joints stay on one line of their own."""
+    doc = pose_document(keypoints, size, str(path), extra)
+    fields = [f"  {json.dumps(key)}: {json.dumps(value, default=_plain)}" for key, value in doc.items()]
+    atomic_write_text(path, "{\n" + ",\n".join(fields) + "\n}\n")
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars in ``extra`` as JSON lists and numbers."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -81,7 +81,7 @@ def test_the_trained_file_says_256x176_one_hot(fashion_run):
 
     contract = read_generator_file(resolve_generator_file(fashion_run)).contract
     assert (contract.size, contract.heatmap, contract.kind) == ((256, 176), "onehot", "fashion")
-    assert contract.provenance == {"trained": str(fashion_run.resolve()), "step": 1}
+    assert contract.provenance == {"trained": str(fashion_run.resolve()), "step": 1, "synthetic": True}
 
 
 def test_test_command(fashion_run, tiny_dataset, seen, tmp_path):

@@ -102,6 +102,16 @@ def test_non_image_and_decompression_bomb_are_4xx_json(client):
     assert r.status_code == 400 and "no photo" in r.json()["error"]
 
 
+def test_missing_or_invalid_field_is_422_in_the_api_shape(client):
+    """A form without target_keypoints, or a text where the photo goes: {"error": one line}, not FastAPI's detail."""
+    r = client.post("/api/transfer", data={"sample": "x"})
+    assert r.status_code == 422 and set(r.json()) == {"error"}
+    assert r.json()["error"] == "target_keypoints: field required"
+    r = client.post("/api/transfer", data={"image": "not a file", "target_keypoints": _target(client)})
+    assert r.status_code == 422 and set(r.json()) == {"error"}
+    assert r.json()["error"].startswith("image: ") and "\n" not in r.json()["error"]
+
+
 def test_blank_upload_no_person_is_422(client, tmp_path):
     import io
 

@@ -15,9 +15,17 @@ def test_writes_every_pair_with_standard_names_and_strips(capsys, tmp_path, chec
     out = tmp_path / "generated"
     code = main(["test", "--checkpoint", str(checkpoint), "--data", str(synth_data), "--out", str(out),
                  "--strip", "--batch-size", "4"])
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert code == 0
     assert f"{len(pairs)} image(s) written" in stdout
+    # the whole split: how many pairs, that --limit exists, and after the first batch how long the rest takes
+    said = [line for line in captured.err.replace("\r", "\n").splitlines()
+            if line.startswith("test: ") and "%|" not in line]   # not the progress bar
+    assert said[0] == f"test: {len(pairs)} pair(s) of the test split to generate into {out} " \
+                      f"(--limit N generates only the first N)"
+    assert said[1].startswith("test: the first 4 pair(s) took ") and f"for the other {len(pairs) - 4}" in said[1]
+    assert len(said) == 2
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == sorted(f"{a}___{b}.png" for a, b in pairs)
     a, b = pairs[0]

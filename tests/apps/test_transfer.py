@@ -87,7 +87,7 @@ def test_synthetic_source_with_given_pose_and_openpose_target(capsys, tmp_path, 
     assert meta["crop_box"]["height"] >= 256 * 0.9 and meta["crop_box"]["top"] >= 0
     result = read_image(out)
     assert result.shape[:2] == (meta["crop_box"]["height"], meta["crop_box"]["width"])
-    target_model = np.array(meta["target_keypoints"])
+    target_model = np.array(meta["keypoints"])
     assert (target_model >= 0).all(axis=1).sum() >= 14   # the target survived the crop into the frame
 
 
@@ -98,7 +98,7 @@ def test_target_pose_from_a_photo(capsys, tmp_path, checkpoint, synth_data, astr
     code, _, err = run_cli(capsys, "transfer", "--checkpoint", checkpoint, "--source", synth_data / "train" / name,
                            "--source-pose", pose, "--target", astronaut_jpg, "--out", tmp_path / "o.png")
     assert code == 0, err
-    target = np.array(json.loads((tmp_path / "o.json").read_text())["target_keypoints"])
+    target = np.array(json.loads((tmp_path / "o.json").read_text())["keypoints"])
     present = target[(target >= 0).all(axis=1)]
     assert len(present) >= 5 and present[:, 0].max() < 128 and present[:, 1].max() < 64
 

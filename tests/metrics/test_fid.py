@@ -110,7 +110,9 @@ def test_state_dict_weights_load_with_pytorch_fid_names(extractor, tmp_path):
 
 
 def test_fid_is_zero_for_identical_sets_and_grows_with_noise(extractor):
-    clean = astronaut_crops(20)
+    # 8 crops, not 20 (24 Inception passes instead of 60): measured 0 / 135 / 375 for noise 0 / 8 / 40 against
+    # 0 / 124 / 336 with 20, the same order with the same margins
+    clean = astronaut_crops(8)
     clean_features = extractor(clean)[0].numpy()
     real = FeatureStats()
     real.update(clean_features)

@@ -65,3 +65,21 @@ def test_summary_still_takes_the_deprecated_preset_flag(capsys, caplog):
     summary = json.loads(capsys.readouterr().out)
     assert summary["config"]["dataset"] == "deepfashion"
     assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+
+
+def test_models_counts_on_the_meta_device_equal_real_builds(capsys):
+    """``posetransfer models`` builds nothing for real; its numbers are those of real CPU builds (the small
+    models here: ResNet G, both PATN discriminators, GFLA's spectral-norm discriminator with spectral norm on)."""
+    from posetransfer.models.blocks import DATASET_SETTINGS, count_parameters
+    from posetransfer.models.registry import build_discriminator, build_generator
+
+    assert main(["models", "--json"]) == 0
+    entries = {(e["name"], e["kind"]): e for e in json.loads(capsys.readouterr().out)}
+    for dataset in ("market", "deepfashion"):
+        real = count_parameters(build_generator("resnet", dataset=dataset))
+        assert entries[("resnet", "generator")][f"params_{dataset}"] == real
+        for role, channels in (("appearance", 6), ("shape", 21)):
+            real = count_parameters(build_discriminator("patn_resnet", input_nc=channels, norm=DATASET_SETTINGS[dataset]["norm"]))
+            assert entries[("patn_resnet", f"discriminator ({role})")][f"params_{dataset}"] == real
+        real = count_parameters(build_discriminator("spectral_resnet", input_nc=3, dataset=dataset))
+        assert entries[("spectral_resnet", "discriminator (image)")][f"params_{dataset}"] == real

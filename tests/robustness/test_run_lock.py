@@ -57,6 +57,7 @@ def test_second_trainer_is_refused_and_the_lock_dies_with_the_holder(tiny_data, 
 def test_lock_in_one_process_names_the_holder_and_is_released(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
+    (run / "config.yaml").write_text("name: x\n")   # a run that wrote something keeps its (emptied) lock file
     with RunLock(run):
         assert (run / LOCK_FILE).read_text().strip() == str(os.getpid())
         with pytest.raises(ConfigError, match=rf"PID {os.getpid()}\b"):
@@ -64,6 +65,14 @@ def test_lock_in_one_process_names_the_holder_and_is_released(tmp_path):
     with RunLock(run):          # released on exit: taken again
         pass
     assert (run / LOCK_FILE).read_text() == ""
+    (run / "config.yaml").unlink()
+    with RunLock(run):          # nothing but the lock in a folder that existed: the folder stays, the lock goes
+        assert (run / LOCK_FILE).exists()
+    assert run.is_dir() and list(run.iterdir()) == [run / LOCK_FILE]   # the lock file was not ours this time
+    (run / LOCK_FILE).unlink()
+    with RunLock(run):
+        pass
+    assert run.is_dir() and list(run.iterdir()) == []
 
 
 def test_refused_run_creates_nothing(tmp_path):
@@ -73,3 +82,6 @@ def test_refused_run_creates_nothing(tmp_path):
     run = tmp_path / "never"
     assert main(["train", "--out", str(run), "--resume"]) == 2
     assert not run.exists()
+    nested = tmp_path / "runs" / "a" / "x"     # every folder the lock made goes again, the parents too
+    assert main(["train", "--out", str(nested), "--resume"]) == 2
+    assert not (tmp_path / "runs").exists()
