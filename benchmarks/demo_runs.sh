@@ -15,7 +15,7 @@ OUT=${1:-/tmp/posetransfer-demo-runs}
 POSETRANSFER=${POSETRANSFER:-posetransfer}
 PYTHON=${PYTHON:-python3}
 LOCK=${LOCK:-/tmp/posetransfer-bench.lock}
-RUNS=${RUNS:-"quiet hog"}
+RUNS=${RUNS-"quiet hog"}
 mkdir -p "$OUT"
 # hold the bench lock for both runs (taken before any clock starts: waiting for it is not the demo's time)
 exec 9>>"$LOCK"
