@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from posetransfer import bench
+from posetransfer.kinds import parse_size
 from posetransfer.models.fast import attention_impl
 
 MODELS = {"patn": ("PATN (9 PATBs)", {}), "apatn": ("APATN (5 APATBs)", {}), "pona": ("PoNA (3 blocks)", {})}
@@ -50,7 +51,7 @@ def main() -> None:
     rows = []
     previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     for size_name in args.sizes:
-        size = bench.SIZES[size_name]
+        size = parse_size(size_name)
         preset = size_name if size_name in ("market", "deepfashion") else "deepfashion"
         for name in args.models:
             label, config = MODELS[name]
@@ -76,14 +77,14 @@ def main() -> None:
                                      time_min_s=min(t["runs_s"]))
             for impl in impls:
                 if not args.no_memory:
-                    spec = bench.MemorySpec(name=name, config=config, preset=preset, size=size, batch=1,
+                    spec = bench.MemorySpec(name=name, config=config, dataset=preset, size=size, batch=1,
                                             attention=None if impl in ("none", "model") else impl,
                                             threads=args.threads)
                     new[impl]["memory"] = bench.measure_memory(spec)
                 new[impl]["loadavg_end"] = bench.machine_info().get("loadavg")
                 print(json.dumps(new[impl]), flush=True)
                 rows.append(new[impl])
-            del model
+            model = None  # free this model before the next is built (its closures are done)
     key = lambda r: (r["arch"], tuple(r["size"]), r["impl"])  # noqa: E731
     old = {key(r): r for r in previous}
     for r in rows:   # a timing-only (or memory-only) rerun keeps the other half of an earlier row

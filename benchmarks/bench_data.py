@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from posetransfer import bench
+from posetransfer.kinds import parse_size
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def main() -> None:
             rows.append(row)
         torch.manual_seed(0)
         model = bench.ModelSpec(args.train_model, args.train_model, {}).build(size_name)
-        step = bench.make_train_step(model, size_name, bench.SIZES[size_name], args.train_batch)
+        step = bench.make_train_step(model, size_name, parse_size(size_name), args.train_batch)
         t = bench.time_call(step, min_run_time=1.0, repeats=args.repeats)
         row = {"size_name": size_name, "train_model": args.train_model, "train_batch": args.train_batch,
                "train_step_s": t["median_s"], "train_samples_per_s": args.train_batch / t["median_s"],

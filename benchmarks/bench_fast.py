@@ -19,6 +19,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 from posetransfer import bench
+from posetransfer.kinds import parse_size
 from posetransfer.models.fast import optimize_for_inference
 
 VARIANTS = {
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    size = bench.SIZES[args.preset]
+    size = parse_size(args.preset)
     torch.manual_seed(0)
     model = bench.ModelSpec(args.model, args.model, {}).build(args.preset).eval()
     all_names = list(VARIANTS)

@@ -67,7 +67,7 @@ def main() -> None:
             continue
         label, name, config, size, batch, mode, attention = (case[k] for k in (
             "label", "name", "config", "size", "batch", "mode", "attention"))
-        spec = bench.MemorySpec(name=name, config=config, preset="deepfashion", size=size, batch=batch, mode=mode,
+        spec = bench.MemorySpec(name=name, config=config, dataset="deepfashion", size=size, batch=batch, mode=mode,
                                 attention=attention, fast_options=case["fast_options"], threads=args.threads)
         runs = [bench.measure_memory(spec) for _ in range(args.repeats)]
         row = {"index": index, "label": label, "arch": name, "config": config, "size": list(size), "batch": batch,

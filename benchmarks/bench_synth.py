@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from posetransfer.data import synth  # noqa: E402
 from posetransfer.io import write_json  # noqa: E402
+from posetransfer.kinds import parse_kind  # noqa: E402
 
 
 def bench_render(kind: str, images: int, poses: int, seed: int, batch: int = 100) -> dict[str, float]:
@@ -101,7 +102,7 @@ def main() -> None:
     rows = []
     for _ in range(args.rounds):
         for kind in kinds:
-            h, w = synth.SIZES[kind]
+            h, w = parse_kind(kind).size
             r = bench_render(kind, args.images, args.poses, args.seed)
             rows.append({"size": kind, "what": "render+jpeg", **{k: round(v, 1) for k, v in r.items()}})
             print(f"{kind} {h}x{w} render+jpeg : {r['wall']:7.0f} img/s wall  {r['cpu']:7.0f} img/s cpu  "

@@ -1,11 +1,12 @@
 """posetransfer — pose-guided person image generation (PATN, APATN, PoNA, GFLA, structure-aware part flow).
 
-Public API (see README):
-    model = posetransfer.load_model("runs/patn-market")       # a run, a checkpoint folder or a .safetensors file
-    images = model.generate_batch(images, source_keypoints, target_keypoints)   # in the file's input contract
-    G = posetransfer.load_generator("patn.safetensors")       # the bare nn.Module (G.input_contract)
+Public API (see README; ``tests/test_package_example.py`` runs this example on a run folder it trains):
+    model = posetransfer.load_model("runs/patn-market")       # a run (train --out), a checkpoint folder or a .safetensors file
+    images = model.generate_batch(images, source_keypoints, target_keypoints)   # uint8 + keypoints in model.frame
+    G = posetransfer.load_generator("runs/patn-market")       # the bare nn.Module (G.input_contract)
     image = G(source_image, source_heatmaps, target_heatmaps)  # [-1, 1], B×3×H×W
-    posetransfer.save_generator(G, "out.safetensors", posetransfer.InputContract(size=(128, 64)))
+    posetransfer.save_generator(G, "patn.safetensors", posetransfer.InputContract(size=(128, 64)))
+    model = posetransfer.load_model("patn.safetensors")
 """
 from __future__ import annotations
 

@@ -24,10 +24,12 @@ How each figure is measured (and why this way):
   block freed during the warm-up cannot hide the next forward's allocations. The whole process' peak
   (torch runtime + weights + forward) is reported too. CUDA: ``torch.cuda.max_memory_allocated`` minus the
   memory allocated before the forward.
-* **Training step**: one full step of G and the discriminators (G forward, discriminator forwards on the
-  fake pairs, G backward + Adam step, discriminator forwards on real and detached fake pairs, D backward +
-  Adam step), with L1 + adversarial (BCE) losses in train mode. The perceptual (VGG relu1_2) loss is left
-  out: its weights are not available offline, and at relu1_2 it adds ~2 conv layers at full resolution.
+* **Training step**: one step of the trainer's own G and D steps (:mod:`posetransfer.training.step`: G
+  forward, discriminator forwards on the fake pairs, G backward + Adam step, discriminator forwards on real
+  and pooled detached fake pairs, D backward + Adam step) in train mode, with the ``<arch>-<dataset>``
+  preset's discriminators, L1 + adversarial losses (its GAN mode) and image pools. The VGG-based terms
+  (perceptual, style, sampling correctness) are left out: the figure is the generator's and discriminators'
+  cost (``benchmarks/bench_train_step.py`` times the whole trainer step with them).
 * **Data pipeline**: samples/s of :class:`posetransfer.data.dataset.PairDataset` through a ``DataLoader``
   with 0 and 2 workers, after the first batch (worker start-up is reported separately).
 """
@@ -51,13 +53,16 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from .devices import resolve_device
 from .errors import ModelError
+from .kinds import FASHION, find_kind, parse_kind, parse_size
+from .models.blocks import count_parameters
 
 log = logging.getLogger(__name__)
 
-#: input sizes (H, W) of the two datasets, plus the scaling study's extra size and GFLA's DeepFashion frame
-SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176), "512x352": (512, 352),
-                                     "256x256": (256, 256)}
+#: the sizes of the table: the two datasets' frames (:mod:`posetransfer.kinds`), the scaling study's extra
+#: size and GFLA's DeepFashion frame (any name :func:`posetransfer.kinds.parse_size` reads also works)
+SIZE_NAMES: tuple[str, ...] = ("market", "deepfashion", "512x352", "256x256")
 
 #: table labels and registry configs of the default rows (registry names not listed get a row of their own)
 DEFAULT_SPECS: list[tuple[str, str, dict[str, Any]]] = [
@@ -80,9 +85,11 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "gfla": {"ngf": 8, "flow_ngf": 8, "max_channels": 32, "flow_max_channels": 32},
 }
 QUICK_DISCRIMINATOR = {"ndf": 8, "n_blocks": 1}
+QUICK_SPECTRAL_DISCRIMINATOR = {"ndf": 8, "max_channels": 16}
 
 #: Published model size and speed on DeepFashion (GPU figures; the tables give no CPU numbers):
-#: PATN/APATN TPAMI Table 2 (papers/001) and PoNA TIP Table II (papers/002, Titan Xp); GFLA's 14.04 M as the
+#: PATN/APATN TPAMI Table 2 (Zhu et al., "Progressive and Aligned Pose Attention Transfer ...") and PoNA TIP
+#: Table II (Li et al., "PoNA: Pose-Guided Non-Local Attention ...", IEEE TIP 2020; Titan Xp); GFLA's 14.04 M as the
 #: later papers' tables give it (e.g. PIDM CVPR'23 Table 1), no speed.
 PUBLISHED: dict[tuple[str, int | None], dict[str, Any]] = {
     ("patn", 9): {"params_m": 41.36, "speed": "60.61 fps [PATN T2]; 97.37 fps [PoNA T-II]"},
@@ -99,10 +106,10 @@ class ModelSpec:
     name: str                       # registry name
     config: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, preset: str | None) -> nn.Module:
+    def build(self, dataset: str | None) -> nn.Module:
         from .models.registry import build_generator
 
-        return build_generator(self.name, preset=preset, **self.config)
+        return build_generator(self.name, dataset=dataset, **self.config)
 
 
 def default_specs(quick: bool = False, names: Sequence[str] | None = None) -> list[ModelSpec]:
@@ -142,14 +149,6 @@ def published_for(model: nn.Module) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Inputs, devices
 # --------------------------------------------------------------------------------------------------
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def make_inputs(size: tuple[int, int], batch: int, pose_channels: int = 18, device: torch.device | str = "cpu",
                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random (source image in [-1, 1], source heatmaps, target heatmaps); speed does not depend on content."""
@@ -188,10 +187,6 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Measurements
 # --------------------------------------------------------------------------------------------------
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def count_flops(model: nn.Module, inputs: Sequence[torch.Tensor]) -> int:
     """FLOPs of one forward (2 per multiply-add; convs and matmuls), with the explicit attention."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -326,7 +321,7 @@ class MemorySpec:
 
     name: str
     config: dict[str, Any]
-    preset: str | None
+    dataset: str | None             # the models' dataset settings (market | deepfashion)
     size: tuple[int, int]
     batch: int = 1
     mode: str = "plain"             # "plain" | "fast" | "train"
@@ -344,11 +339,11 @@ def _memory_here(spec: MemorySpec) -> dict[str, Any]:
         torch.set_num_threads(spec.threads)
     torch.manual_seed(spec.seed)
     device = resolve_device(spec.device)
-    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.preset).to(device)
+    model = ModelSpec(spec.name, spec.name, spec.config).build(spec.dataset).to(device)
     inputs = make_inputs(tuple(spec.size), spec.batch, getattr(model, "pose_channels", 18), device)
     weights_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2 ** 20
     if spec.mode == "train":
-        step = make_train_step(model, spec.preset, tuple(spec.size), spec.batch, device, spec.config)
+        step = make_train_step(model, spec.dataset, tuple(spec.size), spec.batch, device, spec.config)
         fn = step
     elif spec.mode == "fast":
         fast = optimize_for_inference(model.eval(), **spec.fast_options)
@@ -384,64 +379,62 @@ def measure_memory(spec: MemorySpec, subprocess_: bool = True, timeout: float = 
 
 
 # ---- training step --------------------------------------------------------------------------------
-def _discriminators_for(name: str, preset: str | None, config: dict[str, Any]) -> dict[str, tuple[nn.Module, str]]:
-    """(discriminator, which tensor it sees besides the image) per role, as the papers' training setups."""
-    from .models.registry import build_discriminator
+def train_config(arch: str, dataset: str | None, config: dict[str, Any]) -> dict[str, Any]:
+    """The training config the step is measured with: the ``<arch>-<dataset>`` preset (``patn-<dataset>`` for
+    an architecture without one) with its VGG-based terms off (see module doc) and, for tiny generators
+    (``ngf`` <= 16, ``--quick``), tiny discriminators."""
+    from .config import list_presets, load_config
 
-    tiny = QUICK_DISCRIMINATOR if config.get("ngf", 64) <= 16 else {}
-    if name in ("flow", "gfla"):          # GFLA's unconditional spectral-norm ResDiscriminator
-        extra = {"ndf": 8, "max_channels": 16} if tiny else {}
-        return {"image": (build_discriminator("spectral_resnet", preset=preset, input_nc=3, **extra), "none")}
-    norm = "batch" if preset == "market" else "instance"
-    return {
-        "appearance": (build_discriminator("patn_resnet", input_nc=6, norm=norm, **tiny), "source_image"),
-        "shape": (build_discriminator("patn_resnet", input_nc=21, norm=norm, **tiny), "target_heatmaps"),
-    }
+    dataset = parse_kind(dataset or "market").dataset
+    name = f"{arch}-{dataset}" if f"{arch}-{dataset}" in list_presets() else f"patn-{dataset}"
+    overrides = ["loss.perceptual=0", "loss.style=0", "loss.correctness=0", "loss.regularization=0"]
+    cfg = load_config(name, overrides)
+    if config.get("ngf", 64) <= 16:
+        for disc, spec in cfg["discriminators"].items():
+            tiny = QUICK_SPECTRAL_DISCRIMINATOR if spec["name"] == "spectral_resnet" else QUICK_DISCRIMINATOR
+            overrides += [f"discriminators.{disc}.{key}={value}" for key, value in tiny.items()]
+        cfg = load_config(name, overrides)
+    return cfg
 
 
-def make_train_step(generator: nn.Module, preset: str | None, size: tuple[int, int], batch: int,
+def make_train_step(generator: nn.Module, dataset: str | None, size: tuple[int, int], batch: int,
                     device: torch.device | str = "cpu", config: dict[str, Any] | None = None,
                     ) -> Callable[[], float]:
-    """A closure doing one G + D optimisation step (see module doc); returns the G loss."""
-    import torch.nn.functional as F
+    """A closure doing one training step exactly as the trainer does (:func:`posetransfer.training.step.
+    generator_step`, then :func:`~posetransfer.training.step.discriminator_step`) with the preset's
+    discriminators, losses and image pools (:func:`train_config`); returns the G loss."""
+    from . import distributed as D
+    from .losses import ImagePool
+    from .training.build import build_discriminators
+    from .training.step import GeneratorLoss, TrainStep, discriminator_step, generator_step
 
     device = torch.device(device)
-    discs = _discriminators_for(generator.arch, preset, config or getattr(generator, "config", {}))
-    for d, _ in discs.values():
+    cfg = train_config(generator.arch, dataset, config or getattr(generator, "config", {}))
+    opt_cfg = cfg["optim"]
+    pose_channels = getattr(generator, "pose_channels", 18)
+    discs = build_discriminators(cfg, pose_channels)
+    for d in discs.modules.values():
         d.to(device).train()
     generator.to(device).train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam([p for d, _ in discs.values() for p in d.parameters()], lr=2e-4, betas=(0.5, 0.999))
-    source, source_maps, target_maps = make_inputs(size, batch, getattr(generator, "pose_channels", 18), device)
+    params = list(generator.parameters())
+    betas = tuple(opt_cfg["betas"])
+    optimizers = {"G": torch.optim.Adam(params, lr=opt_cfg["lr"], betas=betas)}
+    for name, d in discs.modules.items():
+        optimizers[f"D.{name}"] = torch.optim.Adam(d.parameters(), lr=opt_cfg["lr"] * opt_cfg["d_lr_ratio"],
+                                                   betas=betas)
+    scalers = {name: torch.amp.GradScaler("cuda", enabled=False) for name in ("G", "D")}
+    pools = {name: ImagePool(cfg["loss"]["pool_size"], seed=i) for i, name in enumerate(discs.modules)}
+    ts = TrainStep(generator, params, GeneratorLoss(cfg["loss"], image_terms=True, discriminators=discs), discs,
+                   discs.modules, optimizers, scalers, pools, opt_cfg["grad_clip"], False, D.DistInfo(device=device))
+    source, source_maps, target_maps = make_inputs(size, batch, pose_channels, device)
     target = make_inputs(size, batch, 18, device, seed=1)[0]
-    tensors = {"source_image": source, "target_heatmaps": target_maps, "none": None}
-
-    def d_input(image, what):
-        cond = tensors[what]
-        return image if cond is None else torch.cat((image, cond), 1)
-
-    def gan(logits, real: bool):
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
+    batch_ = {"source_image": source, "source_heatmaps": source_maps, "target_heatmaps": target_maps,
+              "target_image": target}
 
     def step() -> float:
-        fake = generator(source, source_maps, target_maps)
-        for d, _ in discs.values():
-            d.requires_grad_(False)
-        loss_g = 10.0 * F.l1_loss(fake, target)
-        for d, what in discs.values():
-            loss_g = loss_g + gan(d(d_input(fake, what)), True)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        for d, _ in discs.values():
-            d.requires_grad_(True)
-        loss_d = 0.0
-        for d, what in discs.values():
-            loss_d = loss_d + gan(d(d_input(target, what)), True) + gan(d(d_input(fake.detach(), what)), False)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        return float(loss_g.detach())
+        out, losses = generator_step(ts, batch_, 1, extras=False)
+        discriminator_step(ts, batch_, out.image, 1)
+        return float(sum(losses.values()).detach())
 
     return step
 
@@ -504,13 +497,11 @@ class BenchOptions:
 
 
 def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[str, Any]:
-    """One row of the table: ``spec`` at ``size_name`` (a key of :data:`SIZES`)."""
+    """One row of the table: ``spec`` at ``size_name`` (one of :data:`SIZE_NAMES`, or ``HxW``)."""
     from .models.fast import optimize_for_inference
 
-    if size_name not in SIZES:
-        raise ModelError(f"unknown size {size_name!r}; known: {', '.join(SIZES)}")
-    size = SIZES[size_name]
-    preset = size_name if size_name in ("market", "deepfashion") else "deepfashion"
+    size = parse_size(size_name, where=f"bench size (known: {', '.join(SIZE_NAMES)})", error=ModelError)
+    preset = (find_kind(size_name) or FASHION).dataset     # the dataset settings; other sizes: DeepFashion's
     device = resolve_device(options.device)
     torch.manual_seed(0)
     model = spec.build(preset).to(device).eval()
@@ -540,10 +531,10 @@ def bench_model(spec: ModelSpec, size_name: str, options: BenchOptions) -> dict[
         if fast is not None:
             row["throughput_fast"][batch] = batch / timings["fast"]["median_s"]
             row["time_runs"][f"fast_b{batch}"] = timings["fast"]["runs_s"]
-        del inputs
+        inputs = ()  # free this batch's tensors before the next is built (the closures above are done)
     if options.memory != "none":
         in_sub = options.memory == "subprocess"
-        common = dict(name=spec.name, config=spec.config, preset=preset, size=size, batch=1, device=str(device),
+        common = dict(name=spec.name, config=spec.config, dataset=preset, size=size, batch=1, device=str(device),
                       threads=options.threads or torch.get_num_threads())
         row["memory"] = measure_memory(MemorySpec(mode="plain", **common), subprocess_=in_sub)
         if options.fast:

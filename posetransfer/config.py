@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import ConfigError
+from .kinds import KIND_NAMES, MARKET
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -34,8 +35,8 @@ SCHEMA: dict[str, Any] = {
     "paper": (str, ""),
     "notes": (str, ""),
     "dataset": {
-        "kind": (("enum", "market", "fashion"), "market"),
-        "size": (("list", int, 2), [128, 64]),
+        "kind": (("enum", *KIND_NAMES), MARKET.name),
+        "size": (("list", int, 2), list(MARKET.size)),
         "heatmap": (("enum", "gaussian", "onehot"), "gaussian"),
         "sigma": (float, 6.0),
         "augment": (bool, False),

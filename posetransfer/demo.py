@@ -61,7 +61,7 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     from .inference import InferenceModel, load_model
     from .io import write_json
     from .modelfile import save_generator
-    from .train import UNBOUNDED_STEPS, train
+    from .training.build import build_initial_generator
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,34 +86,13 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
 
     if list_checkpoints(checkpoints_root(run)):
         raise DataError(f"{run}: holds a previous demo run; choose another --out or delete it")
-    if minutes is None:
-        steps = planned if steps is None else steps
-        log.info("training %d steps (fixed, seeded schedule; the trainer estimates the time after its first "
-                 "steps)", steps)
-        schedule = [f"optim.iterations={steps}", f"optim.decay_start={steps // 2}"]
-        summary = train(config, data, run, overrides=schedule, steps=steps, vgg_weights=vgg_weights,
-                        progress=progress)
-    else:
-        budget = minutes * 60.0
-        constant = [f"optim.iterations={UNBOUNDED_STEPS}", f"optim.decay_start={UNBOUNDED_STEPS}"]
-        first = train(config, data, run, overrides=constant, steps=UNBOUNDED_STEPS, vgg_weights=vgg_weights,
-                      max_seconds=budget / 2, progress=progress)
-        done = first["steps"]
-        rate = first["steady_iterations_per_second"] or first["iterations_per_second"]
-        # the second session pays the same start-up (VGG, data, resume) as the first: time outside its steps
-        startup = max(0.0, first["session_seconds"] - done / rate)
-        remaining = budget - first["session_seconds"]
-        total = done + max(1, int(rate * (remaining - startup) * 0.97))
-        log.info("%.2f it/s after warm-up: %d steps at the constant rate, decay to 0 over %d more "
-                 "(%.1f-minute budget)", rate, done, total - done, minutes)
-        schedule = [f"optim.iterations={total}", f"optim.decay_start={done}"]
-        summary = train(None, data, run, resume=True, overrides=schedule, steps=total, vgg_weights=vgg_weights,
-                        max_seconds=max(1.0, remaining), progress=progress)
+    summary = _train_schedule(config, data, run, minutes, planned if steps is None else steps, vgg_weights, progress)
     t_train = time.time() - t0 - t_data
 
     # 3. evaluation on held-out identities, in the frame and with the pose maps of the trained file's contract
     trained = load_model(run)
-    untrained = InferenceModel(_untrained_like(config), trained.contract, name="untrained")
+    # the demo network exactly as the trainer initialised it (same seed, same build)
+    untrained = InferenceModel(build_initial_generator(config).eval(), trained.contract, name="untrained")
     pairs_ds = _test_pairs(data, trained, eval_pairs, seed)
     results, examples = evaluate_models(pairs_ds, {"model": trained, "untrained": untrained})
     t_eval = time.time() - t0 - t_data - t_train
@@ -145,6 +124,37 @@ def run_demo(out: str | Path, minutes: float | None = None, steps: int | None = 
     write_json(out / "metrics.json", metrics)
     _write_html(out / "report.html", metrics, config)
     return metrics
+
+
+def _train_schedule(config: dict[str, Any], data: Path, run: Path, minutes: float | None, steps: int, vgg_weights,
+                    progress: bool) -> dict[str, Any]:
+    """Train ``steps`` (a fixed schedule), or fit the schedule into ``minutes``: the first half runs at the
+    constant learning rate until half the time is spent (which also measures this machine's real speed), then
+    the linear decay to 0 is stretched over the steps that fit in the other half, so it ends on time whatever
+    the CPU. Returns the trainer's summary of the last session."""
+    from .train import UNBOUNDED_STEPS, train
+
+    if minutes is None:
+        log.info("training %d steps (fixed, seeded schedule; the trainer estimates the time after its first "
+                 "steps)", steps)
+        schedule = [f"optim.iterations={steps}", f"optim.decay_start={steps // 2}"]
+        return train(config, data, run, overrides=schedule, steps=steps, vgg_weights=vgg_weights,
+                     progress=progress)
+    budget = minutes * 60.0
+    constant = [f"optim.iterations={UNBOUNDED_STEPS}", f"optim.decay_start={UNBOUNDED_STEPS}"]
+    first = train(config, data, run, overrides=constant, steps=UNBOUNDED_STEPS, vgg_weights=vgg_weights,
+                  max_seconds=budget / 2, progress=progress)
+    done = first["steps"]
+    rate = first["steady_iterations_per_second"] or first["iterations_per_second"]
+    # the second session pays the same start-up (VGG, data, resume) as the first: time outside its steps
+    startup = max(0.0, first["session_seconds"] - done / rate)
+    remaining = budget - first["session_seconds"]
+    total = done + max(1, int(rate * (remaining - startup) * 0.97))
+    log.info("%.2f it/s after warm-up: %d steps at the constant rate, decay to 0 over %d more "
+             "(%.1f-minute budget)", rate, done, total - done, minutes)
+    schedule = [f"optim.iterations={total}", f"optim.decay_start={done}"]
+    return train(None, data, run, resume=True, overrides=schedule, steps=total, vgg_weights=vgg_weights,
+                 max_seconds=max(1.0, remaining), progress=progress)
 
 
 def beats_baseline(model: dict[str, float], baseline: dict[str, float]) -> dict[str, bool]:
@@ -187,16 +197,6 @@ def verdict(metrics: dict[str, Any], out: Path) -> dict[str, Any]:
     return {"verdict": lines, "passed": passed, "advice": advice}
 
 
-def _untrained_like(config: dict[str, Any]) -> torch.nn.Module:
-    """The demo network exactly as the trainer initialised it (same seed, same build order)."""
-    from .models.registry import build_generator
-    from .train import _seed_everything
-
-    _seed_everything(config["train"]["seed"])
-    model_cfg = dict(config["model"])
-    return build_generator(model_cfg.pop("name"), **model_cfg).eval()
-
-
 def _test_pairs(data: Path, model, limit: int, seed: int):
     """A seeded sample of the test pairs (held-out identities), with ``model``'s frame and pose maps."""
     from .data.dataset import PairDataset
@@ -214,14 +214,14 @@ def _test_pairs(data: Path, model, limit: int, seed: int):
 @torch.no_grad()
 def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                     examples: int = 6) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """SSIM / L1 (PATN protocol, uint8 images) of each model (:class:`posetransfer.inference.InferenceModel`)
-    and of copying the source; plus an example grid."""
+    """SSIM / L1 (PATN protocol, uint8 images; :class:`posetransfer.evaluation.Scorer`, as ``posetransfer
+    eval`` scores files) of each model (:class:`posetransfer.inference.InferenceModel`) and of copying the
+    source; plus an example grid."""
+    from .evaluation import Scorer
     from .io import tensor_range_to_image
     from .logging_utils import pose_images
-    from .metrics.pixel import l1 as l1_metric
-    from .metrics.ssim import ssim_patn
 
-    scores: dict[str, dict[str, list[float]]] = {name: {"ssim": [], "l1": []} for name in [*models, "copy_source"]}
+    scorers = {name: Scorer("patn", "market", metrics=list(METRICS)) for name in [*models, "copy_source"]}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     grid_rows: list[np.ndarray] = []
     for batch in loader:
@@ -231,10 +231,8 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
         outputs["copy_source"] = batch["source_image"]
         targets = [tensor_range_to_image(t.numpy()) for t in batch["target_image"]]
         for name, images in outputs.items():
-            for image, target in zip(images, targets):
-                generated = tensor_range_to_image(image.float().numpy())
-                scores[name]["ssim"].append(ssim_patn(generated, target))
-                scores[name]["l1"].append(l1_metric(generated, target))
+            scorers[name].add([(i, tensor_range_to_image(image.float().numpy()), target, None)
+                               for i, (image, target) in enumerate(zip(images, targets))])
         if len(grid_rows) < examples:
             n = min(examples - len(grid_rows), len(targets))
             poses = pose_images(batch, tuple(batch["target_image"].shape[2:]), n)
@@ -248,8 +246,7 @@ def evaluate_models(dataset, models: dict[str, Any], batch_size: int = 16,
                          targets[i]]
                 grid_rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255)
                                                  for c in cells], axis=1))
-    results = {name: {metric: float(np.mean(values)) for metric, values in per.items()}
-               for name, per in scores.items()}
+    results = {name: {metric: scorer.finish()[0][metric] for metric in METRICS} for name, scorer in scorers.items()}
     return results, np.concatenate(grid_rows, axis=0)
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .errors import ConfigError
+from .devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -47,40 +47,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is a ConfigError."""
-    if preference not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda, got {preference!r}")
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA GPU is available")
-    return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-
-
-def parse_device(name: str, flag: str = "--device") -> torch.device:
-    """A device named on the command line (``cpu``, ``cuda``, ``cuda:1``, ``mps``) → ``torch.device``; a
-    malformed name or a GPU that is not there is a one-line ConfigError (torch raises a RuntimeError listing
-    every device type it knows, from deep inside the first ``.to()``)."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"{flag} {name!r} is not a device (cpu, cuda, cuda:0, mps, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{flag} {name}: no CUDA GPU is available")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"{flag} {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"{flag} {name}: MPS is not available")
-    return device
-
-
 def setup(preference: str = "auto") -> DistInfo:
     """Join the torchrun process group if WORLD_SIZE > 1, else run single-process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(preference, local_rank)
+    device = resolve_device(preference, local_rank, flag="train.device")
     if world_size <= 1:
         return DistInfo(0, 1, 0, device, "")
     backend = "nccl" if device.type == "cuda" else "gloo"

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from .data import keypoints as K
-from .data.prepare import default_size, detect_kind, find_split_files, read_dataset_json
+from .data.layout import detect_kind, find_split_files, read_dataset_json
 from .errors import DataError
 from .io import read_image, write_json
+from .kinds import parse_kind
 from .metrics.matching import STRIP_PANELS, GeneratedFile, Matching, load_generated, match_generated
 from .metrics.protocols import FID_KINDS, GFLA_BATCH, IS_ORDERS, Protocol, get_protocol
 
@@ -68,6 +69,42 @@ def _real_files(folder: Path) -> list[Path]:
     return files
 
 
+class Scorer:
+    """The metrics of a protocol over uint8 H×W×3 images, batch by batch: the one scoring path, fed from
+    files on disk by :func:`evaluate` and from memory by ``posetransfer demo``.
+
+        scorer = Scorer("patn", "market", metrics=["ssim", "l1"])
+        scorer.add([(key, generated, reference, target_keypoints), ...])   # keypoints: None without masks
+        values, details = scorer.finish()
+
+    ``protocol``: a name or a :class:`Protocol`; ``kind``: the dataset kind (its metric list and SSIM pad);
+    ``keep`` / ``is_rank``: GFLA's dropped last batch and PATN's IS split order
+    (:class:`posetransfer.metrics.accumulate.MetricRun`). Only the networks the metrics need are loaded.
+    """
+
+    def __init__(self, protocol: str | Protocol = "patn", kind: str = "market", metrics: list[str] | None = None,
+                 *, files=None, device: str = "cpu", batch_size: int = 32, keep: dict | None = None,
+                 is_rank: dict | None = None) -> None:
+        from .metrics.accumulate import MetricRun
+        from .metrics.engines import Engines, WeightFiles
+
+        prot = protocol if isinstance(protocol, Protocol) else get_protocol(protocol, metrics)
+        self.protocol = prot
+        self.engines = Engines(set(prot.metrics_for(kind)), prot, files or WeightFiles(), device=device,
+                               batch_size=batch_size)
+        self.names = list(prot.metrics_for(kind)) + self.engines.added
+        self.active = [m for m in self.names if m not in self.engines.unavailable]
+        self.pad = prot.fashion_pad if kind == "fashion" else 0
+        self.run = MetricRun(prot, self.active, self.engines, self.pad, keep, is_rank)
+
+    def add(self, batch: list[tuple[Any, np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
+        self.run.add_batch(batch)
+
+    def finish(self) -> tuple[dict[str, float | None], dict[str, Any]]:
+        """``(values, details)`` of the per-image and set metrics (FID: see :func:`evaluate`)."""
+        return self.run.finish()
+
+
 def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, protocol: str = "patn", *,
              metrics: list[str] | None = None, out: str | os.PathLike | None = None, label: str | None = None,
              resize: str | None = None, reference: str = "strip", strip_panels: int = STRIP_PANELS,
@@ -85,8 +122,7 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     dataset) or ``"dataset"``. ``fid_kind`` / ``inception_preprocess`` / ``drop_last_batch`` / ``is_order``
     override the protocol's (``None`` keeps them). ``limit``: only the first N matched pairs.
     """
-    from .metrics.accumulate import MetricRun
-    from .metrics.engines import Engines, WeightFiles
+    from .metrics.engines import WeightFiles
     from .metrics.progress import StreamProgress
 
     started = time.perf_counter()
@@ -100,34 +136,30 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
     images_dir, annotation_csv, pairs_csv = find_split_files(root, "test")
     kind = detect_kind(root)
     meta = read_dataset_json(root)
-    size = tuple(meta.get("size") or default_size(kind))
+    size = tuple(meta.get("size") or parse_kind(kind).size)
     annotations = K.read_annotations(annotation_csv)
     pairs = K.read_pairs(pairs_csv, known_names=annotations.keys())
     matching = match_generated(generated_dir, pairs)
     _check_matching(matching, Path(generated_dir), pairs_csv, require_all)
     items = matching.matched[:limit] if limit else matching.matched
 
-    wanted = set(prot.metrics_for(kind))
     files = WeightFiles(inception_weights, imagenet_inception_weights, lpips_weights, detector_weights, detector_arch)
-    engines = Engines(wanted, prot, files, device=device, batch_size=batch_size)
-    names = list(prot.metrics_for(kind)) + engines.added
-    active = [m for m in names if m not in engines.unavailable]
-    pad = prot.fashion_pad if kind == "fashion" else 0
     keep = _kept_items(items) if prot.drop_last_batch else None
     is_rank = _listdir_rank(Path(generated_dir), items) if prot.is_order == "listdir" else None
-    run = MetricRun(prot, active, engines, pad, keep, is_rank)
+    scorer = Scorer(prot, kind, files=files, device=device, batch_size=batch_size, keep=keep, is_rank=is_rank)
+    engines, names, active, pad, run = scorer.engines, scorer.names, scorer.active, scorer.pad, scorer.run
     loader = _PairLoader(images_dir, annotations, prot.resize, prot.name, reference, strip_panels)
     bar = StreamProgress(len(items), "eval", enabled=progress)
     try:
         for start in range(0, len(items), batch_size):
             batch = [loader(item) for item in items[start:start + batch_size]]
-            run.add_batch(batch)
+            scorer.add(batch)
             bar.update(len(batch))
     finally:
         bar.close()
     resolutions, resized = loader.resolutions, loader.resized
 
-    values, details = run.finish()
+    values, details = scorer.finish()
     if "fid" in active:
         values["fid"], details["fid"] = _fid(run, engines, prot, root, fid_real_dir, resolutions, size,
                                              cache_dir, use_cache, batch_size, progress)

@@ -30,7 +30,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -38,12 +38,12 @@ from torch import nn
 
 from . import viz
 from .apps import crop as C
-from .apps.poses import CropMode, Pose, Prepared, estimate_pose, prepare_source, target_to_model
+from .apps.poses import CropMode, Pose, Prepared, estimate_pose, image_size, prepare_source, target_to_model
 from .checkpoint import STATE_FILE, resolve_generator_file
 from .data import keypoints as K
-from .data.prepare import parse_size
 from .errors import CheckpointError, ConfigError, DataError, ModelError
 from .io import image_to_tensor_range
+from .kinds import parse_size
 from .modelfile import HEATMAPS, MARKET_DEFAULT, InputContract, load_generator_file
 from .models.base import GeneratorOutput
 
@@ -104,7 +104,7 @@ def resolve_contract(file: Path, found: InputContract | None, *, size: str | Seq
     """(contract, where it came from: ``file`` | ``fallback`` | ``override``), by the module's precedence."""
     contract, source = (found, "file") if found is not None else (_fallback_contract(file), "fallback")
     changes: dict = {}
-    frame = parse_size(size)
+    frame = parse_size(size, multiple=4)
     if frame is not None and frame != contract.size:
         changes.update(size=frame, data_size=None)     # an explicit frame is used as is: no mapping
     elif frame is not None and contract.data_size is not None:
@@ -137,7 +137,7 @@ def load_model(path: str | os.PathLike, *, size: str | Sequence[int] | None = No
     """
     file = resolve_generator_path(path)
     generator = load_generator_file(file, arch=arch, map_location=device)
-    contract, source = resolve_contract(file, generator.input_contract, size=size, heatmap=heatmap, sigma=sigma)
+    contract, source = resolve_contract(file, getattr(generator, "input_contract"), size=size, heatmap=heatmap, sigma=sigma)
     return InferenceModel(generator, contract, name=str(file), contract_source=source)
 
 
@@ -184,7 +184,7 @@ class InferenceModel:
         return self.contract.frame
 
     @property
-    def heatmap(self) -> str:
+    def heatmap(self) -> Literal["gaussian", "onehot"]:
         return self.contract.heatmap
 
     @property
@@ -245,6 +245,7 @@ class InferenceModel:
         src_maps = torch.stack([self.heatmaps(self.keypoints_to_model(k)) for k in source_keypoints])
         tgt_maps = torch.stack([self.heatmaps(self.keypoints_to_model(k)) for k in target_keypoints])
         out = self.generate_tensors(src, src_maps, tgt_maps, extras=True)
+        assert isinstance(out, GeneratorOutput)  # extras=True
         results = [self.image_to_frame(viz.to_uint8(img)) for img in out.image]
         return (results, out) if extras else results
 
@@ -265,13 +266,13 @@ class InferenceModel:
         mapped back to the photo's scale (``paste_back``: into the photo).
         """
         pose = source if source is not None else estimate_pose(photo, where)
-        if pose.frame is not None and tuple(pose.frame) != photo.shape[:2]:
-            pose = Pose(K.rescale_keypoints(pose.keypoints, pose.frame, photo.shape[:2]), photo.shape[:2], pose.where)
+        if pose.frame is not None and tuple(pose.frame) != image_size(photo):
+            pose = Pose(K.rescale_keypoints(pose.keypoints, pose.frame, image_size(photo)), image_size(photo), pose.where)
         target_kp = target_to_model(target, self.frame, crop) if isinstance(target, Pose) else np.asarray(target)
         prepared = prepare_source(photo, pose, self.frame, crop, pad)
         generated, output = self.generate(prepared.image, prepared.keypoints, target_kp, extras=True)
         image = (C.paste_back(photo, generated, prepared.box) if paste_back
-                 else C.box_to_photo(generated, prepared.box, photo.shape[:2]))
+                 else C.box_to_photo(generated, prepared.box, image_size(photo)))
         return TransferResult(image, generated, prepared, target_kp, output)
 
     def __repr__(self) -> str:

@@ -144,8 +144,8 @@ def write_new_file(path: str | os.PathLike, data: bytes) -> None:
     """Write a file that must not exist yet (the files of a dataset being built in a new temporary folder).
 
     Not atomic on its own: callers build in a temporary folder renamed into place at the end. A raw
-    ``os.open``/``os.write`` costs two thirds of a buffered ``open()`` (no buffer, no fstat), which counts
-    when the file is a 3 KB JPEG rendered in 1.5 ms.
+    ``os.open``/``os.write`` skips the buffer and the fstat of a buffered ``open()``, which counts when the
+    file is a 3 KB JPEG rendered in about a millisecond.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies, as for open()
     try:
@@ -159,13 +159,13 @@ def write_new_file(path: str | os.PathLike, data: bytes) -> None:
 class BackgroundWriter:
     """Write new files (:func:`write_new_file`) on one background thread, in order.
 
-    Why: on a virtual disk, creating a small file costs 0.3–0.6 ms of kernel time — a third of the time
-    the synthetic-people generator needs to render the image. The system calls release the GIL, so on a
-    thread they overlap the next render instead of adding to it. Files are handed over ``batch`` at a
-    time: every hand-over wakes the thread and moves the GIL between threads, which for single 3 KB files
-    cost more than writing them does in RAM (measured: one file per hand-over was 20 % slower than writing
-    inline into ``/dev/shm``; ten per hand-over is on a par there and 45 % faster than inline on the
-    virtual disk). ``max_pending`` batches bound the memory held by queued files. The first failure (disk
+    Why: on a virtual disk, creating a small file costs kernel time comparable to rendering the image in
+    the synthetic-people generator. The system calls release the GIL, so on a thread they overlap the next
+    render instead of adding to it. Files are handed over ``batch`` at a time: every hand-over wakes the
+    thread and moves the GIL between threads, which for single 3 KB files costs more than writing them
+    does in RAM; a few files per hand-over keeps the RAM case on a par with inline writing and the
+    virtual-disk case well ahead (figures: ``benchmarks/results/io_background_writer_notes.md``).
+    ``max_pending`` batches bound the memory held by queued files. The first failure (disk
     full, missing folder) stops the writer and is raised in the caller, by a later :meth:`write` or by
     :meth:`close`, as a one-line :class:`DataError` naming the file.
 

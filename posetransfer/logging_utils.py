@@ -62,17 +62,14 @@ class Progress:
 
 
 class Board:
-    """TensorBoard ``SummaryWriter`` in ``<run>/tensorboard`` (silently off if tensorboard is not installed)."""
+    """TensorBoard ``SummaryWriter`` in ``<run>/tensorboard`` (off unless ``enabled``)."""
 
     def __init__(self, run: Path, enabled: bool) -> None:
         self.writer = None
         if not enabled:
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # pragma: no cover - tensorboard is a declared dependency
-            log.warning("tensorboard is not installed; no TensorBoard logs")
-            return
+        from torch.utils.tensorboard import SummaryWriter  # tensorboard is a declared dependency
+
         self.writer = SummaryWriter(log_dir=str(run / "tensorboard"))
 
     def scalars(self, values: dict[str, float], step: int, prefix: str = "loss/") -> None:
@@ -90,23 +87,18 @@ class Board:
             self.writer.close()
 
 
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """B×3×H×W in [-1, 1] → B×3×H×W uint8."""
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def pose_images(batch: dict[str, Any], size: tuple[int, int], rows: int) -> torch.Tensor:
     """Target poses drawn as skeletons (from keypoints if the batch has them, else heatmap maxima)."""
-    from .data import keypoints as K
+    from .viz import draw_skeleton, heatmaps_to_image
 
     out = []
     for i in range(rows):
         if "target_keypoints" in batch:
             kp = batch["target_keypoints"][i].cpu().numpy()
-            drawing = K.draw_skeleton(kp, size)
+            drawing = draw_skeleton(kp, size)
         else:
             maps = batch["target_heatmaps"][i].detach().float().cpu().numpy()
-            drawing = K.heatmaps_to_image(maps)
+            drawing = heatmaps_to_image(maps)
         out.append(torch.from_numpy(np.array(drawing, dtype=np.uint8)).permute(2, 0, 1))
     return torch.stack(out)
 
@@ -125,10 +117,12 @@ def sample_grid(batch: dict[str, Any], generated: torch.Tensor, attention: list[
     """uint8 H×W×3 grid, one row per sample: source | target pose | generated | target [| attention]."""
     from torchvision.utils import make_grid
 
+    from .viz import batch_to_uint8
+
     rows = min(max_rows, generated.shape[0])
     size = tuple(generated.shape[2:])
-    columns = [_to_uint8(batch["source_image"][:rows]), pose_images(batch, size, rows),
-               _to_uint8(generated[:rows]), _to_uint8(batch["target_image"][:rows])]
+    columns = [batch_to_uint8(batch["source_image"][:rows]), pose_images(batch, size, rows),
+               batch_to_uint8(generated[:rows]), batch_to_uint8(batch["target_image"][:rows])]
     att = attention_images(attention or [], size, rows)
     if att is not None:
         columns.append(att)

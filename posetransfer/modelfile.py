@@ -34,7 +34,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Literal, Mapping, NamedTuple
 
 import torch
 from safetensors import safe_open
@@ -43,7 +43,7 @@ from torch import nn
 
 from .errors import CheckpointError, ModelError
 from .io import atomic_path
-from .models.blocks import PRESET_SIZES
+from .kinds import KIND_NAMES, MARKET, find_kind, parse_kind, parse_size
 from .models.registry import build_discriminator, build_generator
 from .models.weights_guard import check_declared_size, check_weight_dtypes
 
@@ -58,7 +58,6 @@ CONTRACT_VERSION = 1
 HEATMAPS = ("gaussian", "onehot")
 KEYPOINT_ROUNDINGS = ("round", "truncate")
 IMAGE_RESIZES = ("bilinear", "bicubic")
-KINDS = ("market", "fashion")
 #: the one image normalisation every generator here uses: ToTensor + Normalize(0.5, 0.5) → [-1, 1]
 HALF = (0.5, 0.5, 0.5)
 
@@ -87,12 +86,12 @@ class InputContract:
     """
 
     size: tuple[int, int]
-    heatmap: str = "gaussian"
+    heatmap: Literal["gaussian", "onehot"] = "gaussian"        # HEATMAPS, checked below
     sigma: float = 6.0
     kind: str = "market"
     data_size: tuple[int, int] | None = None
     image_resize: str = "bilinear"
-    keypoint_rounding: str = "round"
+    keypoint_rounding: Literal["round", "truncate"] = "round"  # KEYPOINT_ROUNDINGS, checked below
     mean: tuple[float, float, float] = HALF
     std: tuple[float, float, float] = HALF
     provenance: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -111,8 +110,8 @@ class InputContract:
         if not sigma > 0 or sigma != sigma or sigma == float("inf"):
             raise ModelError(f"input contract: sigma must be positive, got {self.sigma!r}")
         object.__setattr__(self, "sigma", sigma)
-        if self.kind not in KINDS:
-            raise ModelError(f"input contract: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind not in KIND_NAMES:
+            raise ModelError(f"input contract: kind must be one of {', '.join(KIND_NAMES)}, got {self.kind!r}")
         if self.image_resize not in IMAGE_RESIZES:
             raise ModelError(f"input contract: image_resize must be one of {', '.join(IMAGE_RESIZES)}, "
                              f"got {self.image_resize!r}")
@@ -198,23 +197,19 @@ class InputContract:
                    sigma=dataset.get("sigma", 6.0), kind=dataset.get("kind", "market"), provenance=provenance)
 
     @classmethod
-    def for_preset(cls, preset: str, provenance: Mapping[str, Any] | None = None) -> "InputContract":
-        """The frame of a builder preset (``market`` 128×64, ``deepfashion`` 256×176) with Gaussian σ 6 maps,
-        what the presets train on."""
-        if preset not in PRESET_SIZES:
-            raise ModelError(f"no input frame for preset {preset!r}; known: {', '.join(PRESET_SIZES)}")
-        return cls(size=PRESET_SIZES[preset], kind="market" if preset == "market" else "fashion",
-                   provenance=provenance if provenance is not None else {"preset": preset})
+    def for_kind(cls, dataset: str, provenance: Mapping[str, Any] | None = None) -> "InputContract":
+        """The frame of a model built with ``dataset=`` settings (``market`` 128×64, ``deepfashion`` 256×176)
+        with Gaussian σ 6 maps, what the training presets train on."""
+        kind = parse_kind(dataset, what="dataset", error=ModelError)
+        return cls(size=kind.size, kind=kind.name,
+                   provenance=provenance if provenance is not None else {"dataset": kind.dataset})
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ModelError(f"input contract: {name} must be [H, W], got {value!r}") from None
-    if h <= 0 or w <= 0 or [h, w] != [float(v) for v in value]:
-        raise ModelError(f"input contract: {name} must be two positive integers, got {value!r}")
-    return h, w
+    size = parse_size(value, where=f"input contract: {name}", error=ModelError)
+    if size is None:
+        raise ModelError(f"input contract: {name} is missing")
+    return size
 
 
 def _from_gfla_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -230,19 +225,17 @@ def _from_gfla_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 #: what a file without a contract and without a training config is assumed to be (logged as a warning)
-MARKET_DEFAULT = InputContract(size=(128, 64), provenance={"assumed": "Market default (no contract in the file)"})
+MARKET_DEFAULT = InputContract(size=MARKET.size, provenance={"assumed": "Market default (no contract in the file)"})
 
 
 def default_contract(model: nn.Module) -> InputContract | None:
     """The contract :func:`save_generator` writes when none is given: the model's own (set when it was
-    loaded, converted or trained), else the frame of its builder preset; None when neither is known."""
+    loaded, converted or trained), else the frame of its ``dataset=`` settings; None when neither is known."""
     own = getattr(model, "input_contract", None)
     if isinstance(own, InputContract):
         return own
-    preset = (getattr(model, "config", None) or {}).get("preset")
-    if preset in PRESET_SIZES:
-        return InputContract.for_preset(preset)
-    return None
+    dataset = find_kind((getattr(model, "config", None) or {}).get("dataset"))
+    return None if dataset is None else InputContract.for_kind(dataset.dataset)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,13 +283,14 @@ class ModelFile(NamedTuple):
 def save_generator(model: nn.Module, path: str | os.PathLike, contract: InputContract | None = None) -> None:
     """Write ``model``'s weights, (arch, config) and its input ``contract`` to a safetensors file, atomically.
 
-    Without ``contract``: the model's own (:func:`default_contract`), else the frame of its builder preset;
+    Without ``contract``: the model's own (:func:`default_contract`), else the frame of its dataset settings;
     a model with neither is a :class:`ModelError` — a file must never claim a frame nobody chose.
     """
     contract = contract if contract is not None else default_contract(model)
     if contract is None:
         raise ModelError(f"{path}: the {getattr(model, 'arch', 'generator')!r} model has no input contract and no "
-                         "preset to take its frame from; pass save_generator(model, path, InputContract(...))")
+                         "dataset settings to take its frame from; pass "
+                         "save_generator(model, path, InputContract(...))")
     write_safetensors(path, model.state_dict(), {
         "format": GENERATOR_FORMAT,
         "arch": getattr(model, "arch", ""),
@@ -324,6 +318,7 @@ def _read_model_file(path: str | os.PathLike, file_format: str) -> ModelFile:
     config = _json_meta(metadata, "config", path)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: malformed config in the file's metadata")
+    _rename_legacy_keys(config)
     contract = None
     legacy = config.pop(CONTRACT_KEY, None)   # GFLA conversions before contracts had their own key
     if CONTRACT_KEY in metadata:
@@ -332,6 +327,13 @@ def _read_model_file(path: str | os.PathLike, file_format: str) -> ModelFile:
         contract = InputContract.from_json(legacy, where=str(path))
     check_weight_dtypes({key: value.dtype for key, value in state.items()}, str(path))
     return ModelFile(metadata["arch"], config, state, contract, metadata)
+
+
+def _rename_legacy_keys(config: dict[str, Any]) -> None:
+    """Files written before ``preset=`` was renamed ``dataset=`` (the builders' dataset settings) record
+    ``"preset"``: read it as ``"dataset"``, silently (the file is not the user's script to fix)."""
+    if "preset" in config and "dataset" not in config:
+        config["dataset"] = config.pop("preset")
 
 
 def read_generator_file(path: str | os.PathLike) -> ModelFile:
@@ -368,7 +370,7 @@ def load_generator_file(path: str | os.PathLike, arch: str | None = None,
     path = Path(path)
     found = read_generator_file(path)
     model = _build_and_load(found, path, arch, "generator", build_generator)
-    model.input_contract = found.contract
+    setattr(model, "input_contract", found.contract)  # a plain attribute (nn.Module types only tensors/modules)
     return model.to(map_location).eval()
 
 
@@ -400,6 +402,9 @@ def read_discriminator_set(path: str | os.PathLike) -> dict[str, dict[str, Any]]
     meta = _json_meta(metadata, "discriminators", path)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: malformed discriminators metadata")
+    for info in meta.values():
+        if isinstance(info, dict) and isinstance(info.get("config"), dict):
+            _rename_legacy_keys(info["config"])
     found = {name: {**info, "state": {}} for name, info in meta.items()}
     for key, value in tensors.items():
         name, _, param = key.partition(".")

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import keypoints as K
+from .data.keypoints import missing_mask
 from .io import tensor_range_to_image
+from .skeleton import LIMB_COLORS, LIMBS
 
 #: Anchor colours of the viridis colour map (0 → dark purple, 1 → yellow), interpolated linearly.
 _VIRIDIS = np.array([
@@ -31,6 +32,12 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8 and image.shape[-1] == 3:
         return image
     return tensor_range_to_image(image)
+
+
+def batch_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """B×3×H×W in [-1, 1] → B×3×H×W uint8 tensor (for image grids): :func:`to_uint8` per image."""
+    arrays = images.detach().float().cpu().numpy()
+    return torch.from_numpy(np.stack([tensor_range_to_image(a) for a in arrays])).permute(0, 3, 1, 2).contiguous()
 
 
 def colormap(values: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
@@ -62,15 +69,51 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
+def draw_skeleton(keypoints: np.ndarray, size: tuple[int, int] | None = None,
+                  canvas: np.ndarray | None = None, thickness: int | None = None) -> np.ndarray:
+    """The one skeleton drawer: uint8 RGB (H, W, 3), on ``canvas`` (a copy) or on black of ``size``.
+
+    Limbs in OpenPose's colours (:data:`posetransfer.skeleton.LIMB_COLORS`), a dot on every present joint;
+    missing joints and the limbs touching them are left out.
+    """
+    if canvas is None:
+        if size is None:
+            raise ValueError("draw_skeleton needs size or canvas")
+        canvas = np.zeros((*size, 3), dtype=np.uint8)
+    h, w = canvas.shape[:2]
+    thickness = thickness or max(1, round(min(h, w) / 40))
+    img = Image.fromarray(np.ascontiguousarray(canvas))
+    draw = ImageDraw.Draw(img)
+    kp = np.asarray(keypoints)
+    miss = missing_mask(kp)
+    for (a, b), colour in zip(LIMBS, LIMB_COLORS):
+        if miss[a] or miss[b]:
+            continue
+        draw.line([(kp[a, 1], kp[a, 0]), (kp[b, 1], kp[b, 0])], fill=colour, width=thickness)
+    r = thickness
+    for j in np.nonzero(~miss)[0]:
+        y, x = kp[j]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=LIMB_COLORS[j % len(LIMB_COLORS)])
+    return np.asarray(img)
+
+
+def heatmaps_to_image(maps: np.ndarray) -> np.ndarray:
+    """Visualise (18, H, W) heatmaps as one uint8 RGB image (max over joints, coloured per joint)."""
+    n = maps.shape[0]
+    colours = np.array(LIMB_COLORS[:n] if n <= len(LIMB_COLORS) else LIMB_COLORS * (n // 19 + 1))[:n]
+    weighted = maps[:, :, :, None] * colours[:, None, None, :]
+    return np.clip(weighted.max(axis=0), 0, 255).astype(np.uint8)
+
+
 def pose_image(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The skeleton on black, as in the official test strips."""
-    return K.draw_skeleton(keypoints, size=size)
+    return draw_skeleton(keypoints, size=size)
 
 
 def skeleton_overlay(image: np.ndarray, keypoints: np.ndarray, dim: float = 0.5) -> np.ndarray:
     """The skeleton drawn over a dimmed copy of ``image`` (to check that a pose fits the photo)."""
     base = (image.astype(np.float32) * (1 - dim)).astype(np.uint8) if dim else image
-    return K.draw_skeleton(keypoints, canvas=base)
+    return draw_skeleton(keypoints, canvas=base)
 
 
 def hstack(panels: Sequence[np.ndarray], gap: int = 2, background: int = 255) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_peak_memory_sees_a_known_allocation():
 
 
 def test_memory_subprocess_measures_a_forward():
-    spec = bench.MemorySpec(name="patn", config={"ngf": 8, "n_blocks": 1}, preset="market", size=(128, 64),
+    spec = bench.MemorySpec(name="patn", config={"ngf": 8, "n_blocks": 1}, dataset="market", size=(128, 64),
                             batch=1, threads=1)
     result = bench.measure_memory(spec)
     assert result["method"].startswith("RSS")

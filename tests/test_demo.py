@@ -37,7 +37,7 @@ def test_demo_with_two_steps_writes_the_report(tmp_path, capsys):
     assert metrics["verdict"][0].startswith("the trained PATN does NOT beat copying the source image on SSIM")
     planned = default_steps()
     assert metrics["training"]["planned_steps"] == planned and metrics["training"]["schedule"] == "fixed steps"
-    assert metrics["advice"].startswith(f"too few steps: the model trained 2 steps")
+    assert metrics["advice"].startswith("too few steps: the model trained 2 steps")
     assert f"sized for {planned} steps" in metrics["advice"] and f"posetransfer demo --out {out}-{planned}" in \
         metrics["advice"]
     lines = printed.strip().splitlines()

@@ -20,7 +20,8 @@ import torch
 
 from posetransfer.checkpoint import GENERATOR_FILE, DISCRIMINATORS_FILE
 from posetransfer.config import dump_config, load_config
-from posetransfer.distributed import DistInfo, resolve_device, setup
+from posetransfer.devices import resolve_device
+from posetransfer.distributed import DistInfo, setup
 from posetransfer.errors import ConfigError
 from posetransfer.train import train
 

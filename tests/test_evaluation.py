@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from posetransfer.data import keypoints as K
+from posetransfer import viz
 from posetransfer.errors import DataError, WeightsUnavailable
 from posetransfer.evaluation import evaluate
 from posetransfer.io import read_image, save_image, write_json
@@ -29,7 +30,7 @@ def person(kp: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> n
     phase = rng.uniform(0, 3)
     bg = np.stack([110 + 60 * np.sin(xx / 7 + c + phase) * np.cos(yy / 11 - c) for c in range(3)], -1)
     image = np.clip(bg + rng.normal(0, 6, bg.shape), 0, 255).astype(np.uint8)
-    return K.draw_skeleton(kp, canvas=image, thickness=max(2, w // 16))
+    return viz.draw_skeleton(kp, canvas=image, thickness=max(2, w // 16))
 
 
 def make_dataset(root: Path, kind: str = "market", size=(128, 64), ids: int = 2, per_id: int = 2,
@@ -192,7 +193,6 @@ def test_deepfashion_ssim_is_padded_under_the_patn_protocol(tmp_path):
 
 
 def test_pckh_runs_the_pose_estimator_on_generated_images(tmp_path):
-    pytest.importorskip("mediapipe")
     import importlib.util
 
     from posetransfer.pose import estimate_keypoints
@@ -481,3 +481,21 @@ def test_pixel_metrics_and_st_lpips_import_neither_torchvision_nor_mediapipe(mar
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_scorer_scores_images_in_memory_as_the_metrics_define_them():
+    """posetransfer.evaluation.Scorer: the path evaluate() feeds from files, fed from memory (the demo's)."""
+    from posetransfer.evaluation import Scorer
+    from posetransfer.metrics.pixel import l1 as l1_metric
+    from posetransfer.metrics.ssim import ssim_patn
+
+    rng = np.random.default_rng(0)
+    gens = [rng.integers(0, 256, (32, 16, 3), dtype=np.uint8) for _ in range(3)]
+    refs = [rng.integers(0, 256, (32, 16, 3), dtype=np.uint8) for _ in range(3)]
+    scorer = Scorer("patn", "market", metrics=["ssim", "l1"])
+    scorer.add([(0, gens[0], refs[0], None), (1, gens[1], refs[1], None)])
+    scorer.add([(2, gens[2], refs[2], None)])
+    values, details = scorer.finish()
+    assert values["ssim"] == pytest.approx(np.mean([ssim_patn(g, r) for g, r in zip(gens, refs)]), abs=0)
+    assert values["l1"] == pytest.approx(np.mean([l1_metric(g, r) for g, r in zip(gens, refs)]), abs=0)
+    assert details["ssim"]["n"] == 3

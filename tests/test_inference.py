@@ -11,6 +11,7 @@ import torch
 
 import posetransfer
 from posetransfer.data import keypoints as K
+from posetransfer.kinds import FASHION, MARKET
 from posetransfer.errors import ConfigError
 from posetransfer.inference import InferenceModel
 from posetransfer.modelfile import GENERATOR_FORMAT, InputContract, save_generator, write_safetensors
@@ -81,7 +82,7 @@ def test_a_generator_frame_other_than_the_data_frame_is_mapped_in_and_out():
     seen = []
     model.generator.register_forward_pre_hook(lambda _m, args: seen.append([a.shape for a in args]))
     assert model.frame == (256, 176) and model.size == (256, 256)
-    kp = K.rescale_keypoints(POSE, K.MARKET_SIZE, K.FASHION_SIZE)
+    kp = K.rescale_keypoints(POSE, MARKET.size, FASHION.size)
     image = np.full((256, 176, 3), 90, dtype=np.uint8)
     out = model.generate(image, kp, kp)
     assert out.shape == (256, 176, 3)

@@ -47,10 +47,10 @@ def test_every_generator_file_carries_its_contract(tmp_path):
 def test_a_deepfashion_model_saved_without_a_contract_is_not_128x64(tmp_path):
     """The issue's case: ``save_generator`` of a ``deepfashion`` model loaded back as a 128×64 model."""
     path = tmp_path / "df.safetensors"
-    save_generator(build_generator("patn", preset="deepfashion", **TINY), path)
+    save_generator(build_generator("patn", dataset="deepfashion", **TINY), path)
     model = posetransfer.load_model(path)
     assert model.size == (256, 176) and model.contract.kind == "fashion"
-    assert model.contract.provenance == {"preset": "deepfashion"}
+    assert model.contract.provenance == {"dataset": "deepfashion"}
     # a loaded model keeps its contract when saved again
     again = tmp_path / "again.safetensors"
     save_generator(posetransfer.load_generator(path), again)
@@ -65,7 +65,7 @@ def test_a_model_without_contract_or_preset_cannot_be_saved(tmp_path):
 
 def test_gfla_files_converted_before_contracts_map_onto_input_contract(tmp_path):
     """GFLA conversions of issue 18 kept the contract in ``config["input_contract"]`` with GFLA's names."""
-    model = build_generator("gfla", preset="deepfashion", ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
+    model = build_generator("gfla", dataset="deepfashion", ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
     legacy = {"size": [256, 256], "pose_input": "heatmaps", "heatmap": "gaussian", "sigma": 6.0,
               "keypoint_frame": [256, 176], "keypoint_rounding": "truncate", "image_resize": "bilinear",
               "normalisation": "[-1, 1]", "kind": "fashion", "provenance": "GFLA released deepfashion weights"}
@@ -85,3 +85,17 @@ def test_malformed_contract_metadata_is_one_line(tmp_path):
                                                     CONTRACT_KEY: "{not json"})
     with pytest.raises(CheckpointError, match=r"bad.safetensors: malformed input_contract"):
         read_generator_file(path)
+
+
+def test_files_written_before_the_dataset_rename_still_load(tmp_path, caplog):
+    """Files whose config says ``"preset"`` (the old name of the dataset settings) load without a warning."""
+    path = tmp_path / "old.safetensors"
+    save_generator(build_generator("patn", dataset="deepfashion", **TINY), path)
+    metadata, state = read_safetensors(path)
+    config = json.loads(metadata["config"])
+    config["preset"] = config.pop("dataset")
+    write_safetensors(path, state, {**metadata, "config": json.dumps(config)})
+    with caplog.at_level("WARNING"):
+        model = posetransfer.load_generator(path)
+    assert model.config["dataset"] == "deepfashion"
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]

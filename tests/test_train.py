@@ -315,7 +315,9 @@ def test_the_loop_applies_its_device_settings(data, tmp_path, monkeypatch):
 
     import posetransfer.train as T
 
-    gpu_like = T.DeviceSettings(amp=False, cudnn_benchmark=True, pin_memory=True, non_blocking=True,
+    from posetransfer.training.build import DeviceSettings
+
+    gpu_like = DeviceSettings(amp=False, cudnn_benchmark=True, pin_memory=True, non_blocking=True,
                                 compile="aot_eager", channels_last=None)
     monkeypatch.setattr(T, "device_settings", lambda device, cfg: gpu_like)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
@@ -340,7 +342,7 @@ def test_the_loop_applies_its_device_settings(data, tmp_path, monkeypatch):
 
 def test_channels_last_is_automatic_on_cpu_for_models_without_instance_norm():
     from posetransfer.models.registry import build_generator
-    from posetransfer.train import use_channels_last
+    from posetransfer.training.build import use_channels_last
 
     bn = build_generator("patn", ngf=8, n_blocks=1, norm="batch")
     inorm = build_generator("patn", ngf=8, n_blocks=1, norm="instance")

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from .. import skeleton as S
 from ..data import keypoints as K
 from ..errors import DataError, PoseError
 from ..viz import resize
@@ -68,7 +69,7 @@ def check_keypoints_near(keypoints: np.ndarray, photo_size: tuple[int, int], whe
     far = present & np.any((kp < lo) | (kp >= hi), axis=1)
     if far.any():
         j = int(np.argmax(far))
-        raise DataError(f"{where}: joint {j} ({K.JOINT_NAMES[j]}) at (y={kp[j, 0]}, x={kp[j, 1]}) lies far outside "
+        raise DataError(f"{where}: joint {j} ({S.JOINT_NAMES[j]}) at (y={kp[j, 0]}, x={kp[j, 1]}) lies far outside "
                         f"the {h}x{w} photo (at most {MAX_OUTSIDE:.0%} of its size beyond the edge)")
 
 
@@ -153,7 +154,7 @@ def keypoints_to_photo(keypoints: np.ndarray, box: CropBox, model_size: tuple[in
     miss = K.missing_mask(kp)
     scale = np.array([box.height / model_size[0], box.width / model_size[1]])
     out = np.rint((kp + 0.5) * scale - 0.5 + np.array([box.top, box.left])).astype(np.int64)
-    out[miss] = K.MISSING
+    out[miss] = S.MISSING
     return out
 
 
@@ -183,7 +184,7 @@ def box_for_sequence(sequence: list[np.ndarray], model_size: tuple[int, int], wh
     joints = np.concatenate(present, axis=0)
     lo, hi = joints.min(axis=0), joints.max(axis=0)
     # Four fake joints at the corners of the union box: box_from_keypoints only looks at the bounds.
-    corners = np.full((K.NUM_JOINTS, 2), K.MISSING, dtype=np.int64)
+    corners = np.full((S.NUM_JOINTS, 2), S.MISSING, dtype=np.int64)
     corners[0] = lo
     corners[1] = hi
     corners[2] = (lo[0], hi[1])

@@ -15,9 +15,10 @@ from typing import Literal
 import numpy as np
 
 from ..data import keypoints as K
-from ..data.prepare import IMAGE_SUFFIXES, parse_size, read_dataset_json
+from ..data.layout import IMAGE_SUFFIXES, read_dataset_json
 from ..errors import DataError, PoseError, PosetransferError
 from ..io import read_image
+from ..kinds import parse_size
 from . import crop as C
 
 CropMode = Literal["auto", "keypoints", "none"]
@@ -30,6 +31,11 @@ class Pose:
     keypoints: np.ndarray
     frame: tuple[int, int] | None = None
     where: str = "pose"
+
+
+def image_size(image: np.ndarray) -> tuple[int, int]:
+    """(H, W) of an H×W(×C) image array (``shape[:2]``, typed as a pair)."""
+    return int(image.shape[0]), int(image.shape[1])
 
 
 def read_pose_file(path: str | os.PathLike) -> Pose:
@@ -57,7 +63,7 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
         raise DataError(f"{csv_path}: no row for image {name!r}")
     if frame is None:  # the CSV of a dataset root: its images' size, when dataset.json says it
         try:
-            frame = parse_size(read_dataset_json(Path(csv_path).parent).get("size"))
+            frame = parse_size(read_dataset_json(Path(csv_path).parent).get("size"), multiple=4)
         except (PosetransferError, TypeError, ValueError):
             frame = None
     return Pose(annotations[name], frame, f"{csv_path} ({name})")
@@ -65,10 +71,8 @@ def pose_from_csv(csv_path: str | os.PathLike, name: str, frame: tuple[int, int]
 
 def estimate_pose(image: np.ndarray, where: str) -> Pose:
     """Keypoints of the person in ``image`` with the pose estimator; errors name ``where``."""
-    try:
-        from ..pose import estimate_keypoints
-    except ImportError as exc:
-        raise PoseError(f"{where}: pose estimation is unavailable ({exc}); give the keypoints as JSON") from None
+    from ..pose import estimate_keypoints  # mediapipe itself is imported (and its absence reported) there
+
     try:
         kp = estimate_keypoints(image)
     except PoseError as exc:
@@ -77,7 +81,7 @@ def estimate_pose(image: np.ndarray, where: str) -> Pose:
     kp = K.validate_keypoints(kp, where=where)
     if int((~K.missing_mask(kp)).sum()) < C.MIN_JOINTS:
         raise PoseError(f"{where}: no person found")
-    return Pose(kp, image.shape[:2], where)
+    return Pose(kp, image_size(image), where)
 
 
 def load_pose(spec: str | os.PathLike) -> Pose:
@@ -125,10 +129,10 @@ def prepare_source(photo: np.ndarray, pose: Pose, size: tuple[int, int], crop: C
 
     ``crop="auto"`` leaves photos that already have the frame's size alone (dataset images).
     """
-    if _use_identity(photo.shape[:2], size, crop):
-        box = C.CropBox.full(photo.shape[:2])
+    if _use_identity(image_size(photo), size, crop):
+        box = C.CropBox.full(image_size(photo))
     else:
-        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where, photo_size=photo.shape[:2])
+        box = C.box_from_keypoints(pose.keypoints, size, where=pose.where, photo_size=image_size(photo))
     image = C.crop_image(photo, box, size, pad, where=pose.where)
     return Prepared(image, C.keypoints_to_model(pose.keypoints, box, size), box, photo)
 

@@ -130,7 +130,7 @@ def reid_augment(model: InferenceModel, data_root: str | os.PathLike, out: str |
     """Build the augmented re-ID training folder; returns the counts (also in ``<out>/reid_augment.json``)."""
     from tqdm import tqdm
 
-    from ..data.prepare import detect_kind, find_split_files, identity_of, MARKET_JUNK_PREFIXES
+    from ..data.layout import detect_kind, find_split_files, identity_of, MARKET_JUNK_PREFIXES
 
     if mode == "replace" and portion >= 1:
         log.warning("--mode replace with --portion 1: nothing is dropped, nothing is generated")

@@ -29,11 +29,13 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException
 
+from .. import skeleton as S
 from .. import viz
 from ..data import keypoints as K
 from ..errors import DataError, PoseError, PosetransferError
 from ..inference import InferenceModel
 from ..io import pil_to_rgb
+from ..kinds import MARKET
 from .poses import Pose, estimate_pose, target_to_model
 from .serve_guards import HEADER_TIMEOUT, HostAllowList, allowed_host_names, protocol_with_timeout
 
@@ -120,7 +122,7 @@ class Gallery:
         self.poses: dict[str, np.ndarray] = {}
         if data is None:
             return
-        from ..data.prepare import find_split_files, is_pairable
+        from ..data.layout import find_split_files, is_pairable
 
         last_error: Exception | None = None
         found = []
@@ -139,7 +141,7 @@ class Gallery:
         images_dir, annotation_csv, annotations = found[-1]
         meta_size = None
         try:
-            from ..data.prepare import read_dataset_json
+            from ..data.layout import read_dataset_json
 
             meta = read_dataset_json(data)
             meta_size = tuple(meta["size"]) if "size" in meta else None
@@ -224,9 +226,9 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
 
     @app.get("/api/info")
     def info():
-        default = K.rescale_keypoints(DEFAULT_POSE_128x64, K.MARKET_SIZE, model.frame)
-        return {"arch": model.arch, "size": list(model.frame), "joints": list(K.JOINT_NAMES),
-                "limbs": [list(l) for l in K.LIMBS], "colors": [list(c) for c in K.LIMB_COLORS],
+        default = K.rescale_keypoints(DEFAULT_POSE_128x64, MARKET.size, model.frame)
+        return {"arch": model.arch, "size": list(model.frame), "joints": list(S.JOINT_NAMES),
+                "limbs": [list(l) for l in S.LIMBS], "colors": [list(c) for c in S.LIMB_COLORS],
                 "default_pose": default.tolist(), "max_upload_bytes": MAX_UPLOAD_BYTES,
                 "has_samples": bool(gallery.items)}
 
@@ -293,7 +295,7 @@ def _inside(kp: np.ndarray, size: tuple[int, int]) -> bool:
 def _clip_missing(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Joints dragged off the canvas count as missing (the canvas is the model frame)."""
     out = kp.copy()
-    out[(out[:, 0] >= size[0]) | (out[:, 1] >= size[1])] = K.MISSING
+    out[(out[:, 0] >= size[0]) | (out[:, 1] >= size[1])] = S.MISSING
     return out
 
 

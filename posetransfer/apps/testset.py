@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from .. import viz

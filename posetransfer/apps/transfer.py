@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import viz
 from ..data import keypoints as K
-from ..data.prepare import IMAGE_SUFFIXES
+from ..data.layout import IMAGE_SUFFIXES
 from ..errors import ConfigError, DataError, ModelError, OutputError, PoseError, PosetransferError
 from ..inference import InferenceModel
 from ..io import read_image, save_image, write_json

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..kinds import DATASET_NAMES, renamed_dataset
 
 HELP = ("convert an official PATN/PoNA/GFLA checkpoint (latest_net_netG.pth, latest_net_G.pth) into a posetransfer "
         ".safetensors file")
@@ -15,10 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, type=Path,
                         help="official generator state dict (*_net_netG.pth; GFLA: *_net_G.pth)")
     parser.add_argument("--out", required=True, type=Path, help="output generator file (.safetensors)")
-    parser.add_argument("--preset", choices=["market", "deepfashion"],
+    parser.add_argument("--dataset", choices=DATASET_NAMES,
                         help="the released setting: checked against the weights (PATN/PoNA: batch / instance norm; "
                              "GFLA: its attention layers and kernel sizes) and recorded as the file's input "
                              "contract (default: the setting the weights imply)")
+    parser.add_argument("--preset", dest="deprecated_preset", choices=DATASET_NAMES, help=argparse.SUPPRESS)
     parser.add_argument("--discriminator", type=Path, metavar="PTH",
                         help="GFLA: also convert its ResDiscriminator (*_net_D.pth)")
     parser.add_argument("--shape-d", type=Path, metavar="PTH",
@@ -37,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from ..models.blocks import count_parameters
     from ..models.official import convert_checkpoint, convert_discriminator
 
+    args.dataset = renamed_dataset(args.dataset, args.deprecated_preset, "convert --preset")
     if args.arch == "gfla":
         return _run_gfla(args)
     if args.discriminator is not None:
         raise ConfigError("--discriminator is for --arch gfla; PATN/PoNA use --shape-d / --appearance-d")
-    model = convert_checkpoint(args.arch, args.input, args.out, preset=args.preset)
+    model = convert_checkpoint(args.arch, args.input, args.out, dataset=args.dataset)
     config = ", ".join(f"{k}={v}" for k, v in model.config.items())
     print(f"{args.out}: {args.arch} generator, {count_parameters(model):,} parameters ({config})")
     _print_contract(model)
@@ -61,13 +64,13 @@ def _run_gfla(args: argparse.Namespace) -> int:
 
     if args.shape_d is not None or args.appearance_d is not None or args.d_sigmoid:
         raise ConfigError("--shape-d / --appearance-d / --d-sigmoid are PATN/PoNA options; GFLA: --discriminator")
-    model = gfla_convert.convert_checkpoint(args.input, args.out, preset=args.preset)
+    model = gfla_convert.convert_checkpoint(args.input, args.out, dataset=args.dataset)
     config = ", ".join(f"{k}={v}" for k, v in model.config.items())
     print(f"{args.out}: gfla generator, {count_parameters(model):,} parameters ({config})")
     _print_contract(model)
     if args.discriminator is not None:
         out = _discriminator_path(args.out, "image")
-        d = gfla_convert.convert_discriminator(args.discriminator, out, preset=args.preset)
+        d = gfla_convert.convert_discriminator(args.discriminator, out, dataset=args.dataset)
         print(f"{out}: image discriminator spectral_resnet, {d.config['n_layers']} layers, "
               f"{count_parameters(d):,} parameters")
     return 0

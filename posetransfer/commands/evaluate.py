@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector-weights", metavar="FILE", help="torchvision COCO detector weights for DS")
     parser.add_argument("--detector-arch", help="architecture of --detector-weights when the file name does not say")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
     parser.add_argument("--limit", type=int, help="evaluate only the first N matched pairs")
     parser.add_argument("--require-all", action="store_true",
                         help="fail if any test pair has no generated image (default: warn and continue)")
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--batch-size", args.batch_size), ("--limit", args.limit), ("--panels", args.panels)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
-    from ..distributed import parse_device
+    from ..devices import resolve_device
 
-    parse_device(args.device)
+    args.device = str(resolve_device(args.device))
     from ..evaluation import evaluate
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-
+from ..kinds import KIND_NAMES
 
 HELP = "prepare DeepFashion / Market-1501 in the PATN layout, build pairs CSVs (keypoints of new images: posetransfer keypoints)"
 
@@ -41,19 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("pairs", help="pairs CSV from an annotation CSV (same person, both hips and shoulders)")
     p.add_argument("annotation", type=Path, help="annotation CSV (name:keypoints_y:keypoints_x)")
     p.add_argument("out", type=Path, help="pairs CSV to write (from,to)")
-    p.add_argument("--kind", choices=("market", "fashion"), default=None,
+    p.add_argument("--kind", choices=KIND_NAMES, default=None,
                    help="how identities are read from names (default: from the CSV file name)")
     p.add_argument("--test-sample", type=int, default=None, help="keep this many seeded random pairs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(_prepare=_run_pairs)
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x64, got {text!r}") from None
-    return h, w
 
 
 def _csv_arguments(p: argparse.ArgumentParser, raw: bool) -> None:

@@ -5,16 +5,19 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from ..kinds import DATASET_NAMES, parse_size, renamed_dataset
 
-HELP = "print the layer table (output shapes and parameters) of a model: posetransfer summary patn --preset market"
+HELP = "print the layer table (output shapes and parameters) of a model: posetransfer summary patn --dataset market"
 
 
 def _add_options(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)
-    parser.add_argument("--preset", choices=["market", "deepfashion"], default=d(None),
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default=d(None),
                         help="dataset settings (norm, input size)")
+    parser.add_argument("--preset", dest="deprecated_preset", choices=DATASET_NAMES, default=d(None),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--size", metavar="HxW", default=d(None),
-                        help="input image size, default from the preset (128x64 / 256x176)")
+                        help="input image size, default from the dataset (128x64 / 256x176)")
     parser.add_argument("--depth", type=int, default=d(2), help="how many levels of submodules to list (default 2)")
     parser.add_argument("--json", action="store_true", default=d(False), help="print the summary as JSON")
 
@@ -58,26 +61,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise ConfigError(f"summary: --size {text!r} must look like 128x64") from None
-    if h < 4 or w < 4:
-        raise ConfigError(f"summary: --size {text!r} is too small")
-    return h, w
-
-
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ..models.summary import format_summary, summarize
 
     args = _parse_rest(args)
-    summary = summarize(args.name, preset=args.preset, overrides=parse_overrides(args.overrides),
-                        size=parse_size(args.size), depth=args.depth)
+    dataset = renamed_dataset(args.dataset, args.deprecated_preset, "summary --preset")
+    summary = summarize(args.name, dataset=dataset, overrides=parse_overrides(args.overrides),
+                        size=parse_size(args.size, where="summary: --size", minimum=(4, 4)), depth=args.depth)
     print(json.dumps(asdict(summary), indent=2) if args.json else format_summary(summary))
     return 0

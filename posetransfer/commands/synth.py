@@ -5,12 +5,14 @@ import argparse
 import time
 from pathlib import Path
 
+from ..kinds import KIND_NAMES
+
 HELP = "generate a synthetic-people dataset (Market or DeepFashion layout) with exact keypoints"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output dataset folder")
-    parser.add_argument("--size", choices=("market", "fashion"), default="market",
+    parser.add_argument("--size", choices=KIND_NAMES, default="market",
                         help="market: 128x64 images, market-* CSVs, Market-1501 names; "
                              "fashion: 256x176 images, fasion-resize-* CSVs, DeepFashion names (default market)")
     parser.add_argument("--identities", type=int, default=20, help="number of people (at least 2; default 20)")
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import read_dataset_json
+    from ..data.layout import read_dataset_json
     from ..data.synth import generate_dataset
 
     start = time.perf_counter()

@@ -54,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     if args.on_bad_sample:
         overrides.append(f"dataset.on_bad_sample={args.on_bad_sample}")
-    config = load_config(args.preset, overrides) if args.preset else None
-    if config is None and not args.resume:
+    if not args.preset and not args.resume:
         raise ConfigError("--preset is required (or --resume to continue a run)")
-    summary = train(config, args.data, args.out, resume=args.resume, overrides=overrides, steps=args.steps,
+    # the overrides are applied once: to the preset of a new run here (a bad --set fails before anything is
+    # written), or by the trainer to whichever config a --resume continues (the stored one, or this preset)
+    config = load_config(args.preset, () if args.resume else overrides) if args.preset else None
+    summary = train(config, args.data, args.out, resume=args.resume, overrides=overrides if args.resume else (),
+                    steps=args.steps,
                     vgg_weights=args.vgg_weights, progress=not args.no_progress)
     if summary.get("checkpoint"):
         print(f"{summary['status']}: {summary['steps']} steps; checkpoint {summary['checkpoint']}")

@@ -20,14 +20,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override the pose maps (default: the file's input contract)")
     parser.add_argument("--sigma", type=float, default=None,
                         help="override the Gaussian maps' sigma in pixels (default: the file's input contract)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto")
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:
     """What argparse cannot check of :func:`add_model_arguments`' flags (a device name torch knows)."""
-    from ..distributed import parse_device
+    from ..devices import resolve_device
 
-    parse_device(args.device)
+    args.device = str(resolve_device(args.device))
 
 
 def load_model_from_args(args: argparse.Namespace):

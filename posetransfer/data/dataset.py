@@ -1,6 +1,6 @@
 """``PairDataset``: (source image, source pose, target image, target pose) from a PATN-layout folder.
 
-What it reads (see :mod:`posetransfer.data.prepare`): ``<root>/<split>/*.jpg``, the annotation CSV and the
+What it reads (see :mod:`posetransfer.data.layout`): ``<root>/<split>/*.jpg``, the annotation CSV and the
 pairs CSV of the split, optionally ``dataset.json`` for the kind and image size. Pose heatmaps are computed
 on the fly from the CSV keypoints (the official code stored them as ``.npy`` files; for DeepFashion as
 uint8, which made them one-hot — ``heatmap_mode="onehot"`` reproduces that).
@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
 from ..io import image_to_tensor_range, read_image
+from ..kinds import parse_kind, parse_size
 from . import keypoints as K
-from .prepare import default_size, detect_kind, find_split_files, read_dataset_json
+from .layout import detect_kind, find_split_files, read_dataset_json
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,6 @@ def _parse_augment(augment: bool | str | Iterable[str]) -> frozenset[str]:
     return frozenset(items)
 
 
-def _parse_size(value, where: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: size must be [H, W], got {value!r}") from None
-    if h <= 0 or w <= 0:
-        raise DataError(f"{where}: size must be positive, got {value!r}")
-    return h, w
-
-
 def _safe_relative(name: str, where: str) -> None:
     """Image names are file names below the split folder: no absolute paths, no ``..``."""
     pure = PurePath(name)
@@ -147,11 +138,11 @@ class PairDataset(Dataset):
         self.kind = detect_kind(self.root)
         meta = read_dataset_json(self.root)
         if size is not None:
-            self.size = _parse_size(size, "size")
+            self.size = parse_size(size, where="size", error=DataError)
         elif "size" in meta:
-            self.size = _parse_size(meta["size"], str(self.root / "dataset.json"))
+            self.size = parse_size(meta["size"], where=f"{self.root / 'dataset.json'}: size", error=DataError)
         else:
-            self.size = default_size(self.kind)
+            self.size = parse_kind(self.kind).size
 
         self.annotations = K.read_annotations(self.annotation_csv, size=self.size, outside=keypoints_outside)
         for name in self.annotations:

@@ -1,14 +1,10 @@
-"""The 18-point OpenPose/COCO keypoints, PATN's CSV formats, heatmaps, masks, flips and drawing.
+"""The 18-point OpenPose/COCO keypoints: PATN's CSV formats, heatmaps, masks and geometric transforms.
 
 Conventions (exactly those of the PATN annotation CSVs, converted at the edges only):
 keypoints are an ``(18, 2)`` int array of ``(y, x)`` = (row, column) in the pixel space of the image they
-belong to, with ``-1`` in both entries for a missing joint.
-
-Joint order is OpenPose's COCO-18 order. The official PATN ``LABELS`` list names indices 14–17
-``Leye, Reye, Lear, Rear``, but its limb table (shoulder 2 → 16, shoulder 5 → 17) and OpenPose's own
-documentation say 14 = right eye, 15 = left eye, 16 = right ear, 17 = left ear. The names below follow
-OpenPose. Nothing in the models depends on the names; the horizontal flip does (it swaps 14↔15 and 16↔17,
-which is correct under either naming because both pairs are swapped).
+belong to, with ``-1`` in both entries for a missing joint. The joint order, limbs and flip pairs are
+:mod:`posetransfer.skeleton`'s (imported here because every function below uses them); the frame sizes are
+:mod:`posetransfer.kinds`'; drawing is :mod:`posetransfer.viz`'s.
 """
 from __future__ import annotations
 
@@ -24,53 +20,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_path
-
-NUM_JOINTS = 18
-MISSING = -1
-
-JOINT_NAMES: tuple[str, ...] = (
-    "nose", "neck",
-    "r_shoulder", "r_elbow", "r_wrist",
-    "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle",
-    "l_hip", "l_knee", "l_ankle",
-    "r_eye", "l_eye", "r_ear", "l_ear",
-)
-JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-#: Limbs used for drawing skeletons (OpenPose / PATN ``LIMB_SEQ``, 0-based).
-LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
-)
-
-#: Limbs of the mask used by mask-SSIM / mask-IS / mask-LPIPS (PATN ``produce_ma_mask``), 0-based:
-#: the drawing limbs plus hip–hip, hip–shoulder and ear–ear polygons that fill the torso and head.
-MASK_LIMBS: tuple[tuple[int, int], ...] = tuple(
-    (a - 1, b - 1)
-    for a, b in (
-        (2, 3), (2, 6), (3, 4), (4, 5), (6, 7), (7, 8), (2, 9), (9, 10), (10, 11), (2, 12), (12, 13),
-        (13, 14), (2, 1), (1, 15), (15, 17), (1, 16), (16, 18), (2, 17), (2, 18), (9, 12), (12, 6),
-        (9, 3), (17, 18),
-    )
-)
-
-#: Index permutation of a horizontal flip: right and left joints trade places.
-FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
-
-#: Joints whose bounding box is the PCKh head box (nose, neck, eyes, ears).
-HEAD_JOINTS: tuple[int, ...] = (0, 1, 14, 15, 16, 17)
-
-#: Joints required by the published pair-filtering rule (both hips, both shoulders).
-REQUIRED_FOR_PAIRS: tuple[int, ...] = (JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"],
-                                       JOINT_INDEX["l_shoulder"], JOINT_INDEX["r_shoulder"])
-
-#: Standard image sizes (H, W) of the two benchmarks.
-MARKET_SIZE = (128, 64)
-FASHION_SIZE = (256, 176)
-FASHION_RAW_SIZE = (256, 256)
-#: DeepFashion 256×256 → 256×176 is the centre crop ``img.crop((40, 0, 216, 256))``.
-FASHION_CROP_LEFT = 40
+from ..kinds import FASHION, FASHION_CROP_LEFT
+from ..skeleton import (FLIP_PERMUTATION, HEAD_JOINTS, JOINT_INDEX, JOINT_NAMES, LIMBS, MASK_LIMBS,  # noqa: F401
+                        MISSING, NUM_JOINTS, REQUIRED_FOR_PAIRS)
 
 HeatmapMode = Literal["gaussian", "onehot"]
 
@@ -407,12 +359,12 @@ def crop_keypoints(keypoints: np.ndarray, top: int, left: int,
 
 def fashion_256_to_176(keypoints: np.ndarray) -> np.ndarray:
     """DeepFashion 256×256 annotations → the 256×176 centre crop (``x' = x - 40``, PATN ``resize_fashion``)."""
-    return crop_keypoints(keypoints, 0, FASHION_CROP_LEFT, FASHION_SIZE)
+    return crop_keypoints(keypoints, 0, FASHION_CROP_LEFT, FASHION.size)
 
 
 def fashion_176_to_256(keypoints: np.ndarray) -> np.ndarray:
     """The inverse of :func:`fashion_256_to_176` (``x' = x + 40``)."""
-    return crop_keypoints(keypoints, 0, -FASHION_CROP_LEFT, FASHION_RAW_SIZE)
+    return crop_keypoints(keypoints, 0, -FASHION_CROP_LEFT, FASHION.raw_size)
 
 
 def flip_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
@@ -435,7 +387,7 @@ def affine_keypoints(keypoints: np.ndarray, matrix: np.ndarray, size: tuple[int,
 
 
 # --------------------------------------------------------------------------------------------------
-# Masks and drawing
+# Masks
 # --------------------------------------------------------------------------------------------------
 def pose_mask(keypoints: np.ndarray, size: tuple[int, int], radius: int = 4) -> np.ndarray:
     """The body mask of mask-SSIM / mask-IS / mask-LPIPS (PATN ``produce_ma_mask``), bool (H, W).
@@ -467,45 +419,3 @@ def pose_mask(keypoints: np.ndarray, size: tuple[int, int], radius: int = 4) -> 
     # PATN applies skimage's dilation then erosion with a 5x5 square (a closing), in that order.
     footprint = np.ones((5, 5), dtype=bool)
     return erosion(dilation(mask, footprint), footprint)
-
-
-#: Colours of the 19 drawing limbs (OpenPose's rainbow palette, RGB).
-LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
-    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
-    (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85), (255, 0, 0),
-)
-
-
-def draw_skeleton(keypoints: np.ndarray, size: tuple[int, int] | None = None,
-                  canvas: np.ndarray | None = None, thickness: int | None = None) -> np.ndarray:
-    """Draw the skeleton as uint8 RGB (H, W, 3): on ``canvas`` (a copy) or on black of ``size``."""
-    from PIL import Image, ImageDraw
-
-    if canvas is None:
-        if size is None:
-            raise ValueError("draw_skeleton needs size or canvas")
-        canvas = np.zeros((*size, 3), dtype=np.uint8)
-    h, w = canvas.shape[:2]
-    thickness = thickness or max(1, round(min(h, w) / 40))
-    img = Image.fromarray(np.ascontiguousarray(canvas))
-    draw = ImageDraw.Draw(img)
-    kp = np.asarray(keypoints)
-    miss = missing_mask(kp)
-    for (a, b), colour in zip(LIMBS, LIMB_COLORS):
-        if miss[a] or miss[b]:
-            continue
-        draw.line([(kp[a, 1], kp[a, 0]), (kp[b, 1], kp[b, 0])], fill=colour, width=thickness)
-    r = thickness
-    for j in np.nonzero(~miss)[0]:
-        y, x = kp[j]
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=LIMB_COLORS[j % len(LIMB_COLORS)])
-    return np.asarray(img)
-
-
-def heatmaps_to_image(maps: np.ndarray) -> np.ndarray:
-    """Visualise (18, H, W) heatmaps as one uint8 RGB image (max over joints, coloured per joint)."""
-    n = maps.shape[0]
-    colours = np.array(LIMB_COLORS[:n] if n <= len(LIMB_COLORS) else LIMB_COLORS * (n // 19 + 1))[:n]
-    weighted = maps[:, :, :, None] * colours[:, None, None, :]
-    return np.clip(weighted.max(axis=0), 0, 255).astype(np.uint8)

@@ -1,13 +1,4 @@
-"""Turning raw benchmark downloads into the PATN on-disk layout, and building pair lists.
-
-Layout produced (and read by :class:`posetransfer.data.dataset.PairDataset`)::
-
-    <root>/train/*.jpg  <root>/test/*.jpg
-    <root>/<prefix>-annotation-{train,test}.csv   # name:keypoints_y:keypoints_x
-    <root>/<prefix>-pairs-{train,test}.csv        # from,to
-    <root>/dataset.json                           # optional {"kind": ..., "size": [H, W], ...}
-
-with ``prefix`` = ``market`` (Market-1501) or ``fasion-resize`` (DeepFashion; the typo is the official name).
+"""Turning raw benchmark downloads into the PATN on-disk layout (see :mod:`posetransfer.data.layout`).
 
 Why here and not in the official ``tool/`` scripts: those are python2 / need pandas and a Keras pose model,
 ``generate_fashion_datasets.py`` crashes on an undefined name, and none of them reports which file was wrong.
@@ -16,200 +7,20 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
-from itertools import permutations
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..io import atomic_path, read_image, read_json, save_image
+from ..errors import DataError
+from ..io import atomic_path, read_image, save_image
+from ..kinds import FASHION, MARKET, kind_of_filename, parse_kind
 from . import keypoints as K
+from .layout import IMAGE_SUFFIXES, SPLITS, DatasetKind, build_pairs
 
 log = logging.getLogger(__name__)
-
-DatasetKind = Literal["market", "fashion"]
-
-#: Annotation/pairs file prefixes, the first is the one we write. GFLA reads ``fasion-*`` (no ``resize``).
-PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize", "fasion", "fashion"),
-}
-#: Prefixes picked up automatically by ``prepare``: not ``fasion-annotation-*``, which names the 256×176
-#: files in GFLA but the 256×256 input of the official ``resize_fashion.py`` — pass those explicitly.
-DISCOVERED_PREFIXES: dict[str, tuple[str, ...]] = {
-    "market": ("market",),
-    "fashion": ("fasion-resize", "fashion-resize"),
-}
-SPLITS = ("train", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-#: Market-1501 names starting with these are junk (``-1``) or distractors (``0000``); PATN drops them.
-MARKET_JUNK_PREFIXES = ("-1", "0000")
-
-_FASHION_ID = re.compile(r"id(\d{8})(\d*)")
-
-
-def normalize_kind(kind: str) -> DatasetKind:
-    """Accept ``market`` / ``fashion`` and the common aliases (``deepfashion``, ``fasion``)."""
-    k = str(kind).strip().lower()
-    if k in ("market", "market1501", "market-1501"):
-        return "market"
-    if k in ("fashion", "deepfashion", "fasion", "deep-fashion"):
-        return "fashion"
-    raise DataError(f"unknown dataset kind {kind!r} (market or fashion)")
-
-
-def default_size(kind: str) -> tuple[int, int]:
-    """(H, W) of the standard images of ``kind``: Market 128×64, DeepFashion 256×176."""
-    return K.MARKET_SIZE if normalize_kind(kind) == "market" else K.FASHION_SIZE
-
-
-def parse_size(value: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``market`` / ``fashion`` / ``128x64`` / ``128,64`` / (H, W) → (H, W); None stays None (``--size``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        h, w = (int(v) for v in value)
-        return h, w
-    text = value.strip().lower()
-    if text in ("market", "market1501"):
-        return K.MARKET_SIZE
-    if text in ("fashion", "deepfashion", "fasion"):
-        return K.FASHION_SIZE
-    for sep in ("x", ","):
-        if sep in text:
-            try:
-                h, w = (int(v) for v in text.split(sep))
-            except ValueError:
-                break
-            if h > 0 and w > 0 and h % 4 == 0 and w % 4 == 0:
-                return h, w
-            raise ConfigError(f"size {value!r}: height and width must be positive multiples of 4")
-    raise ConfigError(f"size {value!r}: use market, fashion or HxW (e.g. 128x64)")
-
-
-# --------------------------------------------------------------------------------------------------
-# Identities and pairs
-# --------------------------------------------------------------------------------------------------
-def identity_of(name: str, kind: str) -> str:
-    """The person identity encoded in an image name.
-
-    * Market-1501 ``0002_c1s1_000451_03.jpg`` → ``0002`` (PATN: ``name.split('_')[0]``; junk ``-1_...`` → ``-1``).
-    * DeepFashion ``fashionWOMENTees_Tanksid0000783805_7additional.jpg`` → ``id0000783805``: the 8-digit
-      clothing-item id **plus the outfit digits that follow it** (``05`` = the ``05_*`` photo set of that
-      item, i.e. the same person in the same clothes). The official script groups by
-      ``name.split('_')[0]``, which yields exactly this for categories without ``_`` (``...Dressesid0000262902``)
-      but the category prefix ``fashionWOMENTees`` for ``Tees_Tanks``, ``Blouses_Shirts``… — pairing
-      different people. We take the id and outfit wherever they are; names without an ``id<8 digits>`` part
-      fall back to the official ``split('_')[0]``.
-    """
-    base = os.path.basename(name)
-    if normalize_kind(kind) == "fashion":
-        match = _FASHION_ID.search(base)
-        if match:
-            return match.group(0)
-    return base.split("_")[0]
-
-
-def is_pairable(name: str, keypoints: np.ndarray) -> bool:
-    """PATN's filter: both hips and both shoulders present, and not a Market junk/distractor image."""
-    if name.startswith(MARKET_JUNK_PREFIXES):
-        return False
-    miss = K.missing_mask(keypoints)
-    return not bool(miss[list(K.REQUIRED_FOR_PAIRS)].any())
-
-
-def build_pairs(annotations: Mapping[str, np.ndarray], kind: str, test_sample: int | None = None,
-                seed: int = 0) -> list[tuple[str, str]]:
-    """All ordered pairs ``(a, b)``, ``a != b``, of pairable images of one identity (``tool/create_pairs_dataset.py``).
-
-    Order is deterministic and that of the official script: identities in order of first appearance in
-    ``annotations``, and within one identity ``itertools.permutations`` of its images in annotation order.
-
-    ``test_sample``: keep a random subset of ``min(test_sample, len(pairs))`` pairs without replacement
-    (the official test lists: 12,000 Market pairs). The subset is drawn with ``numpy.random.default_rng(seed)``
-    and kept in the order above; it is *not* the subset of pandas' ``DataFrame.sample(random_state=0)``
-    (the released CSVs should be used when comparing with published numbers).
-    """
-    kind = normalize_kind(kind)
-    groups: dict[str, list[str]] = {}
-    for name, kp in annotations.items():
-        if is_pairable(name, kp):
-            groups.setdefault(identity_of(name, kind), []).append(name)
-    pairs: list[tuple[str, str]] = []
-    for names in groups.values():
-        pairs.extend(permutations(names, 2))
-    if test_sample is not None:
-        if test_sample < 0:
-            raise DataError(f"test_sample must be >= 0, got {test_sample}")
-        n = min(int(test_sample), len(pairs))
-        chosen = np.sort(np.random.default_rng(seed).choice(len(pairs), size=n, replace=False))
-        pairs = [pairs[i] for i in chosen]
-    return pairs
-
-
-# --------------------------------------------------------------------------------------------------
-# Finding the files of a split
-# --------------------------------------------------------------------------------------------------
-def read_dataset_json(root: str | os.PathLike) -> dict:
-    """``<root>/dataset.json`` as a dict ({} when absent); a malformed file is a :class:`DataError`."""
-    path = Path(root) / "dataset.json"
-    if not path.is_file():
-        return {}
-    meta = read_json(path)
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return meta
-
-
-def detect_kind(root: str | os.PathLike) -> DatasetKind:
-    """``market`` or ``fashion`` from dataset.json, else from the CSV names present in ``root``."""
-    root = Path(root)
-    meta = read_dataset_json(root)
-    if "kind" in meta:
-        return normalize_kind(meta["kind"])
-    for kind, prefixes in PREFIXES.items():
-        for prefix in prefixes:
-            if any((root / f"{prefix}-annotation-{split}.csv").is_file() for split in SPLITS):
-                return kind  # type: ignore[return-value]
-    raise DataError(
-        f"{root}: cannot tell the dataset kind: no dataset.json and no market-annotation-*.csv or "
-        f"fasion-resize-annotation-*.csv"
-    )
-
-
-def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, Path]:
-    """``(images_dir, annotation_csv, pairs_csv)`` of ``split`` (train/test) in a PATN-layout ``root``.
-
-    Accepts the prefixes ``market``, ``fasion-resize`` (official), ``fashion-resize``, ``fasion`` (GFLA) and
-    ``fashion``. Raises :class:`DataError` naming what is missing.
-    """
-    root = Path(root)
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r} (train or test)")
-    if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
-    kind = detect_kind(root)
-    images = root / split
-    for prefix in PREFIXES[kind]:
-        annotation = root / f"{prefix}-annotation-{split}.csv"
-        pairs = root / f"{prefix}-pairs-{split}.csv"
-        if annotation.is_file() and pairs.is_file():
-            break
-    else:
-        present = [p for p in PREFIXES[kind] if (root / f"{p}-annotation-{split}.csv").is_file()]
-        prefix = present[0] if present else PREFIXES[kind][0]
-        annotation = root / f"{prefix}-annotation-{split}.csv"
-        pairs = root / f"{prefix}-pairs-{split}.csv"
-        missing = annotation if not annotation.is_file() else pairs
-        raise DataError(f"{missing}: {split} {'annotation' if missing == annotation else 'pairs'} file not found")
-    if not images.is_dir():
-        raise DataError(f"{images}: {split} image folder not found")
-    return images, annotation, pairs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -217,12 +28,8 @@ def find_split_files(root: str | os.PathLike, split: str) -> tuple[Path, Path, P
 # --------------------------------------------------------------------------------------------------
 def kind_from_filename(path: str | os.PathLike) -> DatasetKind | None:
     """``market`` / ``fashion`` from an annotation file name (``market-…``, ``fasion-…``), else None."""
-    name = Path(path).name.lower()
-    if name.startswith("market"):
-        return "market"
-    if name.startswith(("fasion", "fashion", "deepfashion")):
-        return "fashion"
-    return None
+    kind = kind_of_filename(Path(path).name)
+    return None if kind is None else kind.name  # type: ignore[return-value]
 
 
 def make_pairs(annotation_csv: str | os.PathLike, kind: str | None, out_csv: str | os.PathLike,
@@ -343,14 +150,14 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
     :func:`convert_fashion_annotations`. Missing pairs CSVs are built with :func:`build_pairs`
     (test split sampled to ``test_sample``).
     """
-    prefix = PREFIXES[kind][0]
+    prefix = parse_kind(kind).prefix
     for split in SPLITS:
         ann_out = out / f"{prefix}-annotation-{split}.csv"
         pairs_out = out / f"{prefix}-pairs-{split}.csv"
         ann_src = (annotations or {}).get(split)
         raw_src = (raw_annotations or {}).get(split)
         if ann_src is None and raw_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-annotation-{split}.csv").is_file():
                     ann_src = src / f"{candidate}-annotation-{split}.csv"
                     break
@@ -371,7 +178,7 @@ def _install_csvs(src: Path, out: Path, kind: DatasetKind, size: tuple[int, int]
         report.csv_files.append(ann_out.name)
         pairs_src = (pairs or {}).get(split)
         if pairs_src is None:
-            for candidate in DISCOVERED_PREFIXES[kind]:
+            for candidate in parse_kind(kind).discovered_prefixes:
                 if (src / f"{candidate}-pairs-{split}.csv").is_file():
                     pairs_src = src / f"{candidate}-pairs-{split}.csv"
                     break
@@ -432,51 +239,39 @@ def convert_fashion_annotations(src_csv: str | os.PathLike, dst_csv: str | os.Pa
     Unlike the official script, joints falling outside the crop become missing (-1) instead of negative or
     ≥176 coordinates.
     """
-    raw = K.read_annotations(src_csv, size=K.FASHION_RAW_SIZE)
+    raw = K.read_annotations(src_csv, size=FASHION.raw_size)
     converted = {name: K.fashion_256_to_176(kp) for name, kp in raw.items()}
     K.write_annotations(dst_csv, converted)
     return converted
 
 
-def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
-                        image_folder: str | os.PathLike | None = None,
-                        train_list: str | os.PathLike | None = None,
-                        test_list: str | os.PathLike | None = None,
-                        size: tuple[int, int] = K.FASHION_SIZE,
-                        annotations: Mapping[str, str | os.PathLike] | None = None,
-                        raw_annotations: Mapping[str, str | os.PathLike] | None = None,
-                        pairs: Mapping[str, str | os.PathLike] | None = None,
-                        quality: int = 75, overwrite: bool = False) -> PrepareReport:
-    """Build ``<out>/{train,test}`` (256×176 crops named by :func:`flatten_fashion_name`) from the In-shop tree.
-
-    ``src`` holds ``img/`` (256×256) or ``img_highres/`` and ``train.lst``/``test.lst`` (the official lists,
-    48,674 / 4,038 names). Every image is framed by :func:`fit_to_frame` and saved as JPEG with ``quality``
-    75 (PIL's default, what the official script produced). Annotation/pairs CSVs found in ``src``
-    (``fasion-resize-*``) or given per split are validated and installed; 256×256 annotation CSVs
-    (``raw_annotations``) are converted. Existing output images are kept unless ``overwrite``.
-    """
-    src, out = Path(src), Path(out)
-    if not src.is_dir():
-        raise DataError(f"{src}: DeepFashion folder not found")
+def _find_image_folder(src: Path, image_folder: str | os.PathLike | None) -> Path:
+    """The In-shop image tree: ``image_folder`` if given, else ``img/`` or ``img_highres/`` in ``src``."""
     if image_folder is None:
         for candidate in FASHION_IMAGE_FOLDERS:
             if (src / candidate).is_dir():
-                image_folder = src / candidate
-                break
-        else:
-            raise DataError(f"{src}: no img/ or img_highres/ folder (the In-shop image tree)")
+                return src / candidate
+        raise DataError(f"{src}: no img/ or img_highres/ folder (the In-shop image tree)")
     image_folder = Path(image_folder)
     if not image_folder.is_dir():
         raise DataError(f"{image_folder}: image folder not found")
-    lists = {"train": Path(train_list) if train_list else src / "train.lst",
-             "test": Path(test_list) if test_list else src / "test.lst"}
+    return image_folder
+
+
+def _split_of_names(lists: Mapping[str, Path]) -> dict[str, str]:
+    """Flat image name → its split, from the official ``train.lst``/``test.lst``; a name in both is an error."""
     wanted: dict[str, str] = {}
     for split in SPLITS:
         for name in _read_list(lists[split]):
             if wanted.setdefault(name, split) != split:
                 raise DataError(f"{lists[split]}: {name} is listed in both train and test")
-    report = PrepareReport(kind="fashion", out=out, written={s: 0 for s in SPLITS},
-                           existing={s: 0 for s in SPLITS})
+    return wanted
+
+
+def _frame_fashion_images(image_folder: Path, out: Path, wanted: Mapping[str, str], size: tuple[int, int],
+                          quality: int, overwrite: bool, report: PrepareReport) -> set[str]:
+    """Walk the image tree in sorted order and write every listed image to ``out/<split>/<flat name>``
+    (framed by :func:`fit_to_frame`, or copied when it already has the frame); returns the names found."""
     found: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(image_folder):
         dirnames.sort()
@@ -506,6 +301,36 @@ def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
             else:
                 save_image(target, fit_to_frame(image, size), quality=quality)
             report.written[split] += 1
+    return found
+
+
+def prepare_deepfashion(src: str | os.PathLike, out: str | os.PathLike, *,
+                        image_folder: str | os.PathLike | None = None,
+                        train_list: str | os.PathLike | None = None,
+                        test_list: str | os.PathLike | None = None,
+                        size: tuple[int, int] = FASHION.size,
+                        annotations: Mapping[str, str | os.PathLike] | None = None,
+                        raw_annotations: Mapping[str, str | os.PathLike] | None = None,
+                        pairs: Mapping[str, str | os.PathLike] | None = None,
+                        quality: int = 75, overwrite: bool = False) -> PrepareReport:
+    """Build ``<out>/{train,test}`` (256×176 crops named by :func:`flatten_fashion_name`) from the In-shop tree.
+
+    ``src`` holds ``img/`` (256×256) or ``img_highres/`` and ``train.lst``/``test.lst`` (the official lists,
+    48,674 / 4,038 names). Every image is framed by :func:`fit_to_frame` and saved as JPEG with ``quality``
+    75 (PIL's default, what the official script produced). Annotation/pairs CSVs found in ``src``
+    (``fasion-resize-*``) or given per split are validated and installed; 256×256 annotation CSVs
+    (``raw_annotations``) are converted. Existing output images are kept unless ``overwrite``.
+    """
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise DataError(f"{src}: DeepFashion folder not found")
+    image_folder = _find_image_folder(src, image_folder)
+    lists = {"train": Path(train_list) if train_list else src / "train.lst",
+             "test": Path(test_list) if test_list else src / "test.lst"}
+    wanted = _split_of_names(lists)
+    report = PrepareReport(kind="fashion", out=out, written={s: 0 for s in SPLITS},
+                           existing={s: 0 for s in SPLITS})
+    found = _frame_fashion_images(image_folder, out, wanted, size, quality, overwrite, report)
     for split in SPLITS:
         missing = [n for n, s in wanted.items() if s == split and n not in found]
         if missing:
@@ -556,7 +381,7 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
         for name in names:
             path = source_dir / name
             hw = _image_size(path)
-            if hw != K.MARKET_SIZE:
+            if hw != MARKET.size:
                 raise DataError(f"{path}: image is {hw[0]}x{hw[1]} (HxW) but Market-1501 images are 128x64")
             target = out / split / name
             if target.exists() and not overwrite:
@@ -564,8 +389,8 @@ def prepare_market(src: str | os.PathLike, out: str | os.PathLike, *,
                 continue
             _copy_file(path, target)
             report.written[split] += 1
-    _install_csvs(src, out, "market", K.MARKET_SIZE, report, annotations=annotations, pairs=pairs,
+    _install_csvs(src, out, "market", MARKET.size, report, annotations=annotations, pairs=pairs,
                   test_sample=test_sample, seed=seed)
-    _write_dataset_json(out, "market", K.MARKET_SIZE, src, report)
+    _write_dataset_json(out, "market", MARKET.size, src, report)
     log.info("%s", report.summary())
     return report

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.keypoints import HEAD_JOINTS, missing_mask
+from ..data.keypoints import missing_mask
+from ..skeleton import HEAD_JOINTS
 
 DEFAULT_ALPHA = 0.5
 

@@ -14,6 +14,7 @@ from typing import Iterable
 
 from ..errors import DataError
 from ..io import read_json
+from ..kinds import KINDS
 from .protocols import FID_KINDS
 from .published import LAYOUT_FOR_PROTOCOL, LAYOUTS, PublishedTable
 
@@ -24,7 +25,7 @@ HEADERS = {
 }
 FORMATS = {"lpips": "{:.4f}", "mask_lpips": "{:.4f}", "l1": "{:.4f}", "st_lpips": "{:.4f}",
            "mask_st_lpips": "{:.4f}"}
-KIND_LABEL = {"market": "M", "fashion": "DF"}
+KIND_LABEL = {kind.name: kind.label for kind in KINDS}
 FALLBACK_MARK = "†"
 FID_MARK = "‡"
 #: metrics without a published counterpart, listed in the measured row's footnote

@@ -1,4 +1,5 @@
-"""APATN — Aligned Pose-Attentional Transfer Network (Zhu, Huang et al., TPAMI; papers/001 §3.3).
+"""APATN — Aligned Pose-Attentional Transfer Network (Zhu, Huang et al., "Progressive and Aligned
+Pose Attention Transfer for Person Image Generation", IEEE TPAMI, §3.3).
 
 There is no public APATN code; this is a reconstruction from the paper's equations (5)–(8) and its parameter
 figures. Structure: image encoder ``stream1_down``; pose encoder ``stream2_down`` applied *separately* to
@@ -52,7 +53,7 @@ from torch import nn
 from ..errors import ModelError
 from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (ResnetBlock, attend, attention_matrix, attention_summary, check_dropout, conv_pair, encoder,
-                     flatten_positions, init_normal, resolve_preset, transposed_decoder, with_resolved_config)
+                     flatten_positions, init_normal, resolve_dataset, transposed_decoder, with_resolved_config)
 from .registry import register_generator
 
 DEFAULTS = {
@@ -70,7 +71,7 @@ DEFAULTS = {
 FUSIONS = ("cat", "add", "none")
 
 #: TPAMI: instance norm on both datasets
-APATN_PRESETS = {"market": {"norm": "instance"}, "deepfashion": {"norm": "instance"}}
+APATN_DATASETS = {"market": {"norm": "instance"}, "deepfashion": {"norm": "instance"}}
 
 
 class APATBlock(nn.Module):
@@ -164,7 +165,7 @@ class APATN(AttentionMapGenerator):
 
 
 @register_generator("apatn")
-def build_apatn(preset: str | None = None, **overrides) -> APATN:
-    """``build_generator("apatn", preset="market"|"deepfashion", n_blocks=5, fusion="cat", ...)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides, APATN_PRESETS)
-    return with_resolved_config(APATN(**config), preset, config)
+def build_apatn(dataset: str | None = None, **overrides) -> APATN:
+    """``build_generator("apatn", dataset="market"|"deepfashion", n_blocks=5, fusion="cat", ...)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides, APATN_DATASETS)
+    return with_resolved_config(APATN(**config), dataset, config)

@@ -13,50 +13,57 @@ caller wants to look at the attention, :func:`attention_matrix` computes it expl
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..kinds import KINDS, find_kind, renamed_dataset
 
 NORMS = ("batch", "instance", "none")
 
-#: per-dataset defaults shared by the PATN-family generators (CVPR'19: BN on Market, IN on DeepFashion)
-PRESETS: dict[str, dict] = {
-    "market": {"norm": "batch"},
-    "deepfashion": {"norm": "instance"},
-}
-
-#: input sizes (H, W) the presets are meant for; used by the listing / summary commands
-PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176)}
+#: per-dataset defaults shared by the PATN-family generators (CVPR'19: BN on Market, IN on DeepFashion),
+#: keyed by :attr:`posetransfer.kinds.Kind.dataset`
+DATASET_SETTINGS: dict[str, dict] = {kind.dataset: {"norm": kind.norm} for kind in KINDS}
 
 
-def resolve_preset(preset: str | None, defaults: dict, overrides: dict,
-                   presets: dict[str, dict] | None = None, kind: str | None = None) -> dict:
-    """Merge ``defaults`` ← preset values ← explicit ``overrides`` (None values in overrides are ignored).
+def dataset_key(dataset: str, table: Mapping[str, Any], kind: str | None = None) -> str:
+    """The key of ``table`` (a model's per-dataset settings) for ``dataset``, in any spelling
+    :func:`posetransfer.kinds.parse_kind` accepts (``fashion`` = ``deepfashion``); else a ModelError."""
+    found = find_kind(dataset)
+    if found is None or found.dataset not in table:
+        raise ModelError(f"unknown {kind + ' ' if kind else ''}dataset {dataset!r}; known: {', '.join(table)}")
+    return found.dataset
 
-    ``presets`` maps preset name → option values; a model whose paper differs passes its own table.
-    ``kind`` names the model in the errors (an unknown preset or option is a ModelError).
+
+def resolve_dataset(dataset: str | None, defaults: dict, overrides: dict,
+                    table: Mapping[str, dict] | None = None, kind: str | None = None) -> tuple[str | None, dict]:
+    """(dataset key, ``defaults`` ← ``table[dataset]`` ← explicit ``overrides``); None overrides are ignored.
+
+    ``table`` maps :attr:`~posetransfer.kinds.Kind.dataset` → option values (default
+    :data:`DATASET_SETTINGS`); a model whose paper differs passes its own. ``kind`` names the model in the errors (an unknown dataset or option
+    is a ModelError).
     """
-    presets = PRESETS if presets is None else presets
+    table = DATASET_SETTINGS if table is None else table
+    overrides = dict(overrides)
+    dataset = renamed_dataset(dataset, overrides.pop("preset", None), kind or "model")   # the old spelling
     config = dict(defaults)
-    if preset is not None:
-        if preset not in presets:
-            raise ModelError(f"unknown {kind + ' ' if kind else ''}preset {preset!r}; known: {', '.join(presets)}")
-        config.update(presets[preset])
+    if dataset is not None:
+        dataset = dataset_key(dataset, table, kind)
+        config.update(table[dataset])
     unknown = set(overrides) - set(defaults)
     if unknown:
         raise ModelError(f"unknown {kind or 'model'} option(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(sorted(defaults))}")
     config.update({k: v for k, v in overrides.items() if v is not None})
-    return config
+    return dataset, config
 
 
-def with_resolved_config(model: nn.Module, preset: str | None, config: dict) -> nn.Module:
+def with_resolved_config(model: nn.Module, dataset: str | None, config: dict) -> nn.Module:
     """Record the full option set on the model; the registry stores it as ``model.config``."""
-    model.resolved_config = {**({"preset": preset} if preset is not None else {}), **config}
+    model.resolved_config = {**({"dataset": dataset} if dataset is not None else {}), **config}
     return model
 
 
@@ -187,4 +194,5 @@ def attention_summary(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tens
 
 
 def count_parameters(module: nn.Module) -> int:
+    """All parameters of ``module`` (trainable or not): the number the papers' tables give."""
     return sum(p.numel() for p in module.parameters())

@@ -1,5 +1,5 @@
 """Structure-aware part-flow generator (Tang et al., "Structure-aware Person Image Generation with Pose
-Decomposition and Semantic Correlation", AAAI'21; papers/003), built from GFLA components (Ren et al.,
+Decomposition and Semantic Correlation", AAAI'21), built from GFLA components (Ren et al.,
 CVPR'20, RenYurui/Global-Flow-Local-Attention) in pure PyTorch — no CUDA extensions.
 
 Forward pass (paper eq. numbers in brackets; C = 2·ngf channels at 1/4 resolution)::
@@ -88,7 +88,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
-from .blocks import resolve_preset, with_resolved_config
+from .blocks import resolve_dataset, with_resolved_config
 from .flow_parts import DEFAULT_MARGIN, downsample_masks, part_masks, resolve_parts, sub_pose
 from .gfla import (NORMS, EncoderBlock, Output, PoseFlowNet, ResBlock, ResBlockDecoder, check_inputs,
                    init_orthogonal, match_size, norm_act, select_flow_net_inputs)
@@ -117,13 +117,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Per-dataset settings (GFLA: Market warps at 1/4, DeepFashion at 1/8 and 1/4).
-PRESETS: dict[str, dict[str, Any]] = {
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     "market": {"flow_scales": [4]},
     "deepfashion": {"flow_scales": [8, 4]},
 }
-
-#: Image sizes (H, W) the presets are meant for.
-PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176)}
 
 #: The working resolution of the warped part features, HDCB, fusion and PNB.
 WORK_SCALE = 4
@@ -479,8 +476,8 @@ def compose_warped(source_image: torch.Tensor, flows: Sequence[torch.Tensor], so
 
 
 @register_generator("flow")
-def build_flow(preset: str | None = None, **overrides: Any) -> FlowGenerator:
-    """``build_generator("flow", preset="market"|"deepfashion", pnb=False, ...)``: DEFAULTS ← PRESETS[preset]
-    ← explicit overrides (unknown keys are a ModelError), recorded as the model's resolved config."""
-    config = resolve_preset(preset, DEFAULTS, overrides, PRESETS, kind="flow")
-    return with_resolved_config(FlowGenerator(**config), preset, config)
+def build_flow(dataset: str | None = None, **overrides: Any) -> FlowGenerator:
+    """``build_generator("flow", dataset="market"|"deepfashion", pnb=False, ...)``: DEFAULTS ←
+    DATASET_SETTINGS[dataset] ← explicit overrides (unknown keys are a ModelError), recorded as the model's resolved config."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides, DATASET_SETTINGS, kind="flow")
+    return with_resolved_config(FlowGenerator(**config), dataset, config)

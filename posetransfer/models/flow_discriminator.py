@@ -14,7 +14,7 @@ builds on GFLA throughout):
 
 No normalisation, LeakyReLU(0.1), spectral norm on every conv
 (``torch.nn.utils.parametrizations.spectral_norm``). GFLA settings: ndf 32, cap 128, 4 layers on
-DeepFashion, 3 on Market (``preset="deepfashion"|"market"``). Init: orthogonal, gain 0.02 (GFLA).
+DeepFashion, 3 on Market (``dataset="deepfashion"|"market"``). Init: orthogonal, gain 0.02 (GFLA).
 The hidden width of block i (i ≥ 1) is its input width, as in GFLA.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ModelError
-from .blocks import resolve_preset, with_resolved_config
+from .blocks import resolve_dataset, with_resolved_config
 from .registry import register_discriminator
 
 DEFAULTS: dict[str, Any] = {"input_nc": 3, "ndf": 32, "max_channels": 128, "n_layers": 4, "spectral": True}
-PRESETS: dict[str, dict[str, Any]] = {"market": {"n_layers": 3}, "deepfashion": {"n_layers": 4}}
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {"market": {"n_layers": 3}, "deepfashion": {"n_layers": 4}}
 
 
 def _sn(module: nn.Module, use: bool) -> nn.Module:
@@ -82,7 +82,7 @@ class SpectralResDiscriminator(nn.Module):
 
 
 @register_discriminator("spectral_resnet")
-def build_spectral_resnet(preset: str | None = None, **overrides: Any) -> SpectralResDiscriminator:
-    """``build_discriminator("spectral_resnet", preset="market", input_nc=3)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides, PRESETS, kind="spectral_resnet")
-    return with_resolved_config(SpectralResDiscriminator(**config), preset, config)
+def build_spectral_resnet(dataset: str | None = None, **overrides: Any) -> SpectralResDiscriminator:
+    """``build_discriminator("spectral_resnet", dataset="market", input_nc=3)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides, DATASET_SETTINGS, kind="spectral_resnet")
+    return with_resolved_config(SpectralResDiscriminator(**config), dataset, config)

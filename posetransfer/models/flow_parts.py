@@ -1,4 +1,5 @@
-"""Pose decomposition for the structure-aware part-flow model (Tang et al., AAAI'21; papers/003).
+"""Pose decomposition for the structure-aware part-flow model (Tang et al., "Structure-aware
+Person Image Generation with Pose Decomposition and Semantic Correlation", AAAI'21).
 
 The paper splits the 18 OpenPose joints into three sub-poses, head / torso / leg, "based on the inherent
 connection relationship among them" (each sub-pose is a subset of the 18 heatmap channels), and crops
@@ -10,7 +11,7 @@ the crop is not described, so both are choices, made configurable here:
   join one of them, and they hang off the shoulders);
 * leg   — 8 r_hip, 11 l_hip, 9–10 right leg, 12–13 left leg (the hips anchor the legs).
 
-(Joint indices: COCO-18 / OpenPose order, see ``posetransfer.data.keypoints``.)
+(Joint indices: COCO-18 / OpenPose order, see ``posetransfer.skeleton``.)
 
 The anchor joints (neck, hips) appear in two neighbouring parts, so each flow network sees where its part
 attaches to the rest of the body.
@@ -34,7 +35,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..data.keypoints import JOINT_NAMES, NUM_JOINTS, missing_mask
+from ..data.keypoints import missing_mask
+from ..skeleton import JOINT_NAMES, NUM_JOINTS
 from ..errors import ModelError
 
 #: The default decomposition (see the module docstring); names in the paper's order.

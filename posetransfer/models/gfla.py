@@ -64,8 +64,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..kinds import FASHION, MARKET
 from .base import Generator, GeneratorOutput
-from .blocks import resolve_preset, with_resolved_config
+from .blocks import resolve_dataset, with_resolved_config
 from .gfla_ops import block_extractor, local_attn_reshape, local_blocks, resample2d
 from .registry import register_generator
 
@@ -84,13 +85,14 @@ DEFAULTS: dict[str, Any] = {
     "pose_channels": 18,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {
+DATASET_SETTINGS: dict[str, dict[str, Any]] = {
     "market": {"attn_layers": [2], "kernel_sizes": [3]},
     "deepfashion": {"attn_layers": [2, 3], "kernel_sizes": [5, 3]},
 }
 
-#: the image sizes (H, W) of the released models
-PRESET_SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 256)}
+#: the image sizes (H, W) of the released models: Market's frame; DeepFashion's 256×176 images stretched to
+#: the 256×256 of the In-shop downloads
+DATASET_FRAMES: dict[str, tuple[int, int]] = {"market": MARKET.size, "deepfashion": FASHION.raw_size}
 
 #: GFLA's sampling-correctness sampler: ``Resample2d(4, 1, sigma=2)``
 CORRECTNESS_KERNEL, CORRECTNESS_SIGMA = 4, 2.0
@@ -426,7 +428,7 @@ def check_inputs(source_image: torch.Tensor, source_heatmaps: torch.Tensor, targ
 class GFLAGenerator(Generator):
     arch = "gfla"
     #: the frames of the released models (``posetransfer models`` / ``summary``)
-    preset_sizes = PRESET_SIZES
+    dataset_frames = DATASET_FRAMES
 
     def __init__(self, ngf: int = 64, max_channels: int = 512, layers: int = 3, num_blocks: int = 2,
                  attn_layers: Sequence[int] = (2, 3), kernel_sizes: Sequence[int] = (5, 3), flow_ngf: int = 32,
@@ -500,14 +502,14 @@ class GFLAGenerator(Generator):
         return self._output(image, source_image, flows, masks, {"attention_weights": weights})
 
 
-def resolve_config(preset: str | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """DEFAULTS ← PRESETS[preset] ← explicit overrides (unknown keys are a ModelError)."""
-    return resolve_preset(preset, DEFAULTS, dict(overrides), PRESETS, kind="gfla")
+def resolve_config(dataset: str | None, overrides: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(dataset, DEFAULTS ← DATASET_SETTINGS[dataset] ← explicit overrides); unknown keys are a ModelError."""
+    return resolve_dataset(dataset, DEFAULTS, dict(overrides), DATASET_SETTINGS, kind="gfla")
 
 
 @register_generator("gfla")
-def build_gfla(preset: str | None = None, **overrides: Any) -> GFLAGenerator:
-    """``build_generator("gfla", preset="market"|"deepfashion", ngf=..., ...)``."""
-    config = resolve_config(preset, overrides)
-    return with_resolved_config(GFLAGenerator(**config), preset, config)
+def build_gfla(dataset: str | None = None, **overrides: Any) -> GFLAGenerator:
+    """``build_generator("gfla", dataset="market"|"deepfashion", ngf=..., ...)``."""
+    dataset, config = resolve_config(dataset, overrides)
+    return with_resolved_config(GFLAGenerator(**config), dataset, config)
 

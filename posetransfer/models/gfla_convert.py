@@ -9,7 +9,7 @@ mapping is:
    ``conv1`` and inside ``model``), so ``torch.save(state_dict())`` holds every such tensor under both names
    — the ``conv1`` copy must equal the ``model`` one and is dropped;
 3. read the architecture (widths, layers, ResBlocks per stage, attention layers and kernel sizes, the flow
-   net's widths and depth, norm) from the tensor shapes, check it against ``--preset`` (Market: one
+   net's widths and depth, norm) from the tensor shapes, check it against ``--dataset`` (Market: one
    attention layer at 1/4, kernel 3; DeepFashion: 1/8 kernel 3 and 1/4 kernel 5) and load with
    ``strict=True`` (:func:`posetransfer.models.official._load_strict`: any other mismatch is a
    :class:`CheckpointError`).
@@ -36,7 +36,10 @@ from torch import nn
 
 from ..errors import CheckpointError, ModelError
 from ..modelfile import InputContract, save_discriminator, save_generator
-from .gfla import DEFAULTS, PRESET_SIZES, PRESETS
+from ..kinds import parse_kind, renamed_dataset
+from .blocks import dataset_key
+from .flow_discriminator import DATASET_SETTINGS as DISCRIMINATOR_SETTINGS
+from .gfla import DATASET_FRAMES, DATASET_SETTINGS, DEFAULTS
 from .official import _load_strict, _strip, read_official_state_dict, with_source
 from .registry import build_discriminator, build_generator
 from .weights_guard import check_declared_size
@@ -45,7 +48,7 @@ REPOSITORY = "RenYurui/Global-Flow-Local-Attention"
 _DUPLICATE = re.compile(r"^(.*)\.conv1\.(weight|bias)$")
 
 
-def gfla_contract(preset: str) -> InputContract:
+def gfla_contract(dataset: str) -> InputContract:
     """What the released GFLA models expect as input (``data/{fashion,market}_dataset.py``, ``util/pose_utils``).
 
     Images are resized (PIL bilinear) to the model size and normalised to [-1, 1]; the pose input is 18
@@ -55,13 +58,11 @@ def gfla_contract(preset: str) -> InputContract:
     256×256: GFLA stretched its ``img_highres`` photos (750×1101, the shape of the 256×176 frame) to 256×256,
     so our 256×176 images are stretched the same way. Market's are in the model's 128×64.
     """
-    if preset not in PRESET_SIZES:
-        raise ModelError(f"unknown gfla preset {preset!r}; known: {', '.join(PRESET_SIZES)}")
-    return InputContract(size=PRESET_SIZES[preset], heatmap="gaussian", sigma=6.0,
-                         kind="fashion" if preset == "deepfashion" else "market",
-                         data_size=(256, 176) if preset == "deepfashion" else None, image_resize="bilinear",
-                         keypoint_rounding="truncate",
-                         provenance={"setting": f"GFLA released {preset} weights ({REPOSITORY})"})
+    key = dataset_key(dataset, DATASET_FRAMES, "gfla")
+    kind = parse_kind(key)
+    return InputContract(size=DATASET_FRAMES[key], heatmap="gaussian", sigma=6.0, kind=kind.name,
+                         data_size=kind.size, image_resize="bilinear", keypoint_rounding="truncate",
+                         provenance={"setting": f"GFLA released {key} weights ({REPOSITORY})"})
 
 
 def drop_duplicate_convs(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
@@ -149,9 +150,19 @@ def _describe(values: dict[str, Any]) -> str:
     return ", ".join(f"1/{2 ** a} kernel {k}" for a, k in pairs)
 
 
-def preset_of(config: dict[str, Any]) -> str | None:
-    """The released preset whose attention layers and kernel sizes these are (None: neither)."""
-    for name, values in PRESETS.items():
+def _checked_dataset(dataset: str | None, table: dict[str, Any], path: Path) -> str | None:
+    """The settings key of ``dataset`` (any spelling), None for None; unknown: a CheckpointError naming ``path``."""
+    if dataset is None:
+        return None
+    try:
+        return dataset_key(dataset, table, "gfla")
+    except ModelError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def dataset_of(config: dict[str, Any]) -> str | None:
+    """The released dataset setting whose attention layers and kernel sizes these are (None: neither)."""
+    for name, values in DATASET_SETTINGS.items():
         if sorted(zip(values["attn_layers"], values["kernel_sizes"])) == sorted(
                 zip(config["attn_layers"], config["kernel_sizes"])):
             return name
@@ -159,14 +170,13 @@ def preset_of(config: dict[str, Any]) -> str | None:
 
 
 def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
-                            preset: str | None = None) -> nn.Module:
+                            dataset: str | None = None, *, preset: str | None = None) -> nn.Module:
     """GFLA ``PoseGenerator`` state dict → our ``gfla`` generator (eval mode), loaded with strict=True.
 
     ``model.input_contract`` is :func:`gfla_contract` of the released setting with this attention layout
     (None when it matches none)."""
     path = Path(path)
-    if preset is not None and preset not in PRESETS:
-        raise CheckpointError(f"{path}: unknown gfla preset {preset!r}; known: {', '.join(PRESETS)}")
+    dataset = _checked_dataset(renamed_dataset(dataset, preset, "convert"), DATASET_SETTINGS, path)
     state = drop_duplicate_convs(_strip(state, "module."), path)
     if any(k.startswith("stream1_down.") or k.startswith("model.stream1_down.") for k in state):
         raise CheckpointError(f"{path}: holds an official PATN/PoNA generator, not GFLA (use --arch patn|pona)")
@@ -175,19 +185,21 @@ def convert_generator_state(state: dict[str, torch.Tensor], path: str | os.PathL
     config = generator_config(state, path)
     if config.pop("flow_input_channels") != config["image_channels"] + 2 * config["pose_channels"]:
         raise CheckpointError(f"{path}: the flow net's input is not image + source pose + target pose channels")
-    found = preset_of(config)
-    if preset is not None and found != preset:
-        raise CheckpointError(f"{path}: local attention at {_describe(config)}, but the released {preset} model "
-                              f"has {_describe(PRESETS[preset])}")
+    found = dataset_of(config)
+    if dataset is not None and found != dataset:
+        raise CheckpointError(f"{path}: local attention at {_describe(config)}, but the released {dataset} model "
+                              f"has {_describe(DATASET_SETTINGS[dataset])}")
     check_declared_size(lambda: build_generator("gfla", **config), state, str(path), config)
-    model = _load_strict(build_generator("gfla", **({"preset": preset} if preset else {}), **config), state, path)
-    model.input_contract = gfla_contract(preset or found) if (preset or found) else None
+    model = _load_strict(build_generator("gfla", **({"dataset": dataset} if dataset else {}), **config), state, path)
+    model.input_contract = gfla_contract(dataset or found) if (dataset or found) else None
     return model
 
 
-def convert_checkpoint(source: str | os.PathLike, out: str | os.PathLike, preset: str | None = None) -> nn.Module:
+def convert_checkpoint(source: str | os.PathLike, out: str | os.PathLike, dataset: str | None = None, *,
+                       preset: str | None = None) -> nn.Module:
     """``posetransfer convert --arch gfla``: ``latest_net_G.pth`` → our ``.safetensors`` generator file."""
-    model = convert_generator_state(read_official_state_dict(source), source, preset)
+    dataset = renamed_dataset(dataset, preset, "convert")
+    model = convert_generator_state(read_official_state_dict(source), source, dataset)
     if model.input_contract is None:
         raise CheckpointError(f"{source}: local attention at {_describe(model.config)} matches no released GFLA "
                               "model, so its input frame is unknown (only the released settings are converted)")
@@ -208,9 +220,10 @@ def _solve_v(weight_orig: torch.Tensor, u: torch.Tensor, weight: torch.Tensor) -
 
 
 def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
-                                preset: str | None = None) -> nn.Module:
+                                dataset: str | None = None, *, preset: str | None = None) -> nn.Module:
     """GFLA ``ResDiscriminator`` state dict → our ``spectral_resnet`` (train mode, like a fresh D)."""
     path = Path(path)
+    dataset = _checked_dataset(renamed_dataset(dataset, preset, "convert"), DISCRIMINATOR_SETTINGS, path)
     state = _strip(state, "module.")
     if "block0.model.1.weight_orig" not in state:
         raise CheckpointError(f"{path}: no 'block0.model.1.weight_orig' — not a GFLA ResDiscriminator checkpoint")
@@ -237,10 +250,10 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
     n_layers = 1 + _count(mapped, r"^encoders\.(\d+)\.")
     widths = [int(first.shape[0])] + [int(_tensor(mapped, f"encoders.{i}.model.3.parametrizations.weight.original",
                                                   path).shape[0]) for i in range(n_layers - 1)]
-    if preset is not None:
-        expected = {"market": 3, "deepfashion": 4}.get(preset)
-        if expected is not None and expected != n_layers:
-            raise CheckpointError(f"{path}: discriminator has {n_layers} layers, GFLA's {preset} one has {expected}")
+    if dataset is not None:
+        expected = DISCRIMINATOR_SETTINGS[dataset]["n_layers"]
+        if expected != n_layers:
+            raise CheckpointError(f"{path}: discriminator has {n_layers} layers, GFLA's {dataset} one has {expected}")
     config = {"input_nc": int(first.shape[1]), "ndf": widths[0], "max_channels": max(widths), "n_layers": n_layers,
               "spectral": True}
     check_declared_size(lambda: build_discriminator("spectral_resnet", **config), mapped, str(path), config)
@@ -248,9 +261,11 @@ def convert_discriminator_state(state: dict[str, torch.Tensor], path: str | os.P
     return model.train()
 
 
-def convert_discriminator(source: str | os.PathLike, out: str | os.PathLike, preset: str | None = None) -> nn.Module:
+def convert_discriminator(source: str | os.PathLike, out: str | os.PathLike, dataset: str | None = None, *,
+                          preset: str | None = None) -> nn.Module:
     """GFLA ``latest_net_D.pth`` → our discriminator ``.safetensors`` file."""
-    model = convert_discriminator_state(read_official_state_dict(source), source, preset)
+    model = convert_discriminator_state(read_official_state_dict(source), source,
+                                        renamed_dataset(dataset, preset, "convert"))
     save_discriminator(model, out)
     return model
 

@@ -21,7 +21,7 @@ The converted file records the official test pipeline as its input contract (:fu
 ``test.py`` + ``data/keypoint.py`` + ``tool/generate_pose_map_{market,fashion}.py`` of tengteng95/Pose-Transfer,
 which PoNA's repository follows): images ``ToTensor`` + ``Normalize(0.5, 0.5)``; Market 128×64 with float32
 Gaussian maps, σ 6; DeepFashion 256×176 with the Gaussians stored as uint8 — every value below 1 truncated,
-so one pixel per joint (``onehot``). Without ``--preset`` the setting follows the weights' norm (batch norm:
+so one pixel per joint (``onehot``). Without ``--dataset`` the setting follows the weights' norm (batch norm:
 Market, instance norm: DeepFashion, the official commands' choice). Its provenance names the ``.pth`` file
 and its SHA-256.
 """
@@ -35,20 +35,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ModelError
 from ..io import sha256_file
 from ..modelfile import InputContract, save_discriminator, save_generator
-from .blocks import PRESETS
+from ..kinds import parse_kind, renamed_dataset
+from .blocks import DATASET_SETTINGS, dataset_key
 from .registry import build_discriminator, build_generator
 from .weights_guard import check_declared_size
 
 GENERATOR_ARCHS = ("patn", "pona")
 REPOSITORIES = {"patn": "tengteng95/Pose-Transfer", "pona": "Zhangjinso/PoNA"}
-#: the official test-time inputs per dataset preset (see the module docstring)
-OFFICIAL_INPUTS: dict[str, dict[str, Any]] = {
-    "market": {"size": (128, 64), "heatmap": "gaussian", "sigma": 6.0, "kind": "market"},
-    "deepfashion": {"size": (256, 176), "heatmap": "onehot", "sigma": 6.0, "kind": "fashion"},
-}
+#: the pose maps of the official test-time inputs per dataset, in the dataset's frame, σ 6 (module docstring)
+OFFICIAL_HEATMAPS: dict[str, str] = {"market": "gaussian", "deepfashion": "onehot"}
 _STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
 
@@ -105,14 +103,18 @@ def _norm_of(state: dict[str, torch.Tensor], prefix: str) -> str:
     return "batch" if f"{prefix}.weight" in state else "instance"
 
 
-def _check_preset(norm: str, preset: str | None, path: Path) -> None:
-    if preset is None:
-        return
-    if preset not in PRESETS:
-        raise CheckpointError(f"{path}: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    expected = PRESETS[preset]["norm"]
+def _check_dataset(norm: str, dataset: str | None, path: Path) -> str | None:
+    """The settings key of ``dataset`` (None stays None), checked against the weights' norm."""
+    if dataset is None:
+        return None
+    try:
+        dataset = dataset_key(dataset, DATASET_SETTINGS)
+    except ModelError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    expected = DATASET_SETTINGS[dataset]["norm"]
     if expected != norm:
-        raise CheckpointError(f"{path}: weights use {norm} norm but preset {preset!r} means {expected} norm")
+        raise CheckpointError(f"{path}: weights use {norm} norm but dataset {dataset!r} means {expected} norm")
+    return dataset
 
 
 def generator_config(arch: str, state: dict[str, torch.Tensor], path: Path) -> dict[str, Any]:
@@ -136,10 +138,10 @@ def generator_config(arch: str, state: dict[str, torch.Tensor], path: Path) -> d
 
 
 def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str | os.PathLike = "<state>",
-                            preset: str | None = None) -> nn.Module:
+                            dataset: str | None = None, *, preset: str | None = None) -> nn.Module:
     """Official generator state dict → our generator (arch, config set; eval mode), loaded with strict=True.
 
-    ``model.input_contract`` is the official test pipeline of ``preset`` (or of the preset the weights'
+    ``model.input_contract`` is the official test pipeline of ``dataset`` (or of the dataset the weights'
     norm implies), without the file provenance (:func:`convert_checkpoint` adds it)."""
     path = Path(path)
     if arch not in GENERATOR_ARCHS:
@@ -155,26 +157,29 @@ def convert_generator_state(arch: str, state: dict[str, torch.Tensor], path: str
         state, had_dropout = _shift_no_dropout(state, r"att\.\d+\.conv_block_stream[12]")
         dropout = 0.5 if had_dropout else 0.0
     config = generator_config(arch, state, path)
-    _check_preset(config["norm"], preset, path)
+    dataset = _check_dataset(config["norm"], renamed_dataset(dataset, preset, "convert"), path)
     config["dropout"] = dropout
     check_declared_size(lambda: build_generator(arch, **config), state, str(path), config)
-    model = _load_strict(build_generator(arch, **({"preset": preset} if preset else {}), **config), state, path)
-    model.input_contract = official_contract(arch, preset or preset_of_norm(config["norm"]))
+    model = _load_strict(build_generator(arch, **({"dataset": dataset} if dataset else {}), **config), state, path)
+    model.input_contract = official_contract(arch, dataset or dataset_of_norm(config["norm"]))
     return model
 
 
-def preset_of_norm(norm: str) -> str:
-    """The dataset preset whose official command used this norm (Market: batch, DeepFashion: instance)."""
-    return next(name for name, values in PRESETS.items() if values["norm"] == norm)
+def dataset_of_norm(norm: str) -> str:
+    """The dataset whose official command used this norm (Market: batch, DeepFashion: instance)."""
+    return next(name for name, values in DATASET_SETTINGS.items() if values["norm"] == norm)
 
 
-def official_contract(arch: str, preset: str) -> InputContract:
-    """What the official test code feeds a released ``arch`` model of ``preset`` (module docstring)."""
-    if preset not in OFFICIAL_INPUTS:
-        raise CheckpointError(f"no official {arch.upper()} setting for preset {preset!r}; known: "
-                              f"{', '.join(OFFICIAL_INPUTS)}")
-    return InputContract(**OFFICIAL_INPUTS[preset],
-                         provenance={"setting": f"official {arch.upper()} {preset} ({REPOSITORIES[arch]})"})
+def official_contract(arch: str, dataset: str) -> InputContract:
+    """What the official test code feeds a released ``arch`` model of ``dataset`` (module docstring)."""
+    try:
+        dataset = dataset_key(dataset, OFFICIAL_HEATMAPS)
+    except ModelError:
+        raise CheckpointError(f"no official {arch.upper()} setting for dataset {dataset!r}; known: "
+                              f"{', '.join(OFFICIAL_HEATMAPS)}") from None
+    kind = parse_kind(dataset)
+    return InputContract(size=kind.size, heatmap=OFFICIAL_HEATMAPS[dataset], sigma=6.0, kind=kind.name,
+                         provenance={"setting": f"official {arch.upper()} {dataset} ({REPOSITORIES[arch]})"})
 
 
 def converted_provenance(source: str | os.PathLike, setting: str) -> dict[str, str]:
@@ -242,10 +247,11 @@ def _is_instance_norm_stat(model: nn.Module, key: str) -> bool:
 
 
 def convert_checkpoint(arch: str, source: str | os.PathLike, out: str | os.PathLike,
-                       preset: str | None = None) -> nn.Module:
+                       dataset: str | None = None, *, preset: str | None = None) -> nn.Module:
     """``posetransfer convert``: official generator ``.pth`` → our ``.safetensors`` generator file, with the
     official input contract and the source file's name and SHA-256 as its provenance."""
-    model = convert_generator_state(arch, read_official_state_dict(source), source, preset)
+    model = convert_generator_state(arch, read_official_state_dict(source), source,
+                                    renamed_dataset(dataset, preset, "convert"))
     model.input_contract = with_source(model, source)
     save_generator(model, out, model.input_contract)
     return model

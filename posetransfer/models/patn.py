@@ -1,4 +1,5 @@
-"""PATN — Progressive Pose Attention Transfer Network (Zhu et al., CVPR 2019; papers/004, TPAMI papers/001).
+"""PATN — Progressive Pose Attention Transfer Network (Zhu et al., "Progressive
+Pose Attention Transfer for Person Image Generation", CVPR 2019; journal version with APATN in IEEE TPAMI).
 
 Structure: image encoder ``stream1_down`` (3 → 256 ch at 1/4 size), pose encoder ``stream2_down``
 (S_c ‖ S_t, 36 → 256 ch), T Pose-Attentional Transfer Blocks ``att.{i}`` and the transposed-conv decoder
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from .base import Generator, GeneratorOutput
-from .blocks import (check_dropout, conv_pair, encoder, init_normal, resolve_preset, transposed_decoder,
+from .blocks import (check_dropout, conv_pair, encoder, init_normal, resolve_dataset, transposed_decoder,
                      with_resolved_config)
 from .registry import register_generator
 
@@ -101,7 +102,7 @@ class PATN(Generator):
 
 
 @register_generator("patn")
-def build_patn(preset: str | None = None, **overrides) -> PATN:
-    """``build_generator("patn", preset="market"|"deepfashion", n_blocks=..., ...)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides)
-    return with_resolved_config(PATN(**config), preset, config)
+def build_patn(dataset: str | None = None, **overrides) -> PATN:
+    """``build_generator("patn", dataset="market"|"deepfashion", n_blocks=..., ...)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides)
+    return with_resolved_config(PATN(**config), dataset, config)

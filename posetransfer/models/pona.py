@@ -1,4 +1,5 @@
-"""PoNA — Pose-guided Non-local Attention (Li, Zhang et al., IEEE TIP 2020; papers/002, preprint papers/000).
+"""PoNA — Pose-guided Non-local Attention (Li, Zhang et al., "PoNA: Pose-Guided
+Non-Local Attention for Human Pose Transfer", IEEE TIP 2020; the arXiv preprint is technically identical).
 
 Same two encoders and decoder as PATN (``stream1_down`` image, ``stream2_down`` S_c ‖ S_t, ``stream1_up``),
 with T (default 3) PoNA blocks ``att.{i}`` in between. Module names follow the official DeepFashion model
@@ -46,7 +47,7 @@ from torch import nn
 
 from .base import AttentionMapGenerator, GeneratorOutput
 from .blocks import (attend, attention_matrix, attention_summary, check_dropout, encoder, flatten_positions,
-                     init_normal, norm_factory, resolve_preset, transposed_decoder,
+                     init_normal, norm_factory, resolve_dataset, transposed_decoder,
                      with_resolved_config)
 from .registry import register_generator
 
@@ -171,7 +172,7 @@ class PoNA(AttentionMapGenerator):
 
 
 @register_generator("pona")
-def build_pona(preset: str | None = None, **overrides) -> PoNA:
-    """``build_generator("pona", preset="market"|"deepfashion", n_blocks=3, ...)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides)
-    return with_resolved_config(PoNA(**config), preset, config)
+def build_pona(dataset: str | None = None, **overrides) -> PoNA:
+    """``build_generator("pona", dataset="market"|"deepfashion", n_blocks=3, ...)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides)
+    return with_resolved_config(PoNA(**config), dataset, config)

@@ -68,11 +68,7 @@ def _ensure_loaded() -> None:
     if _loaded:
         return
     for module in MODEL_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency inside an existing file: surface it
-                raise
+        importlib.import_module(module)
     _loaded = True
 
 
@@ -108,8 +104,9 @@ def _build(table: dict[str, Callable[..., nn.Module]], role: str, name: str, con
     if name not in table:
         raise ModelError(f"unknown {role} {name!r}; known: {', '.join(sorted(table))}")
     model = _build_checked(table[name], role, name, config)
-    model.arch = name
-    model.config = _resolved_config(table[name], model, name, config)
+    # plain attributes: setattr, since nn.Module.__setattr__ is typed for tensors and modules only
+    setattr(model, "arch", name)
+    setattr(model, "config", _resolved_config(table[name], model, name, config))
     return model
 
 
@@ -130,7 +127,7 @@ def _build_checked(factory: Callable[..., nn.Module], kind: str, name: str, conf
 
 
 def build_generator(name: str, **config: Any) -> nn.Module:
-    """Build a generator by registry name, e.g. ``build_generator("patn", preset="deepfashion")``."""
+    """Build a generator by registry name, e.g. ``build_generator("patn", dataset="deepfashion")``."""
     return _build(_GENERATORS, "generator", name, config)
 
 

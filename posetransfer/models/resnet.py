@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .base import Generator, GeneratorOutput
-from .blocks import (ResnetBlock, check_dropout, encoder, init_normal, resolve_preset, transposed_decoder,
+from .blocks import (ResnetBlock, check_dropout, encoder, init_normal, resolve_dataset, transposed_decoder,
                      with_resolved_config)
 from .registry import register_generator
 
@@ -44,7 +44,7 @@ class ResnetGenerator(Generator):
 
 
 @register_generator("resnet")
-def build_resnet(preset: str | None = None, **overrides) -> ResnetGenerator:
-    """``build_generator("resnet", preset="market"|"deepfashion", n_blocks=5|9|13)``."""
-    config = resolve_preset(preset, DEFAULTS, overrides)
-    return with_resolved_config(ResnetGenerator(**config), preset, config)
+def build_resnet(dataset: str | None = None, **overrides) -> ResnetGenerator:
+    """``build_generator("resnet", dataset="market"|"deepfashion", n_blocks=5|9|13)``."""
+    dataset, config = resolve_dataset(dataset, DEFAULTS, overrides)
+    return with_resolved_config(ResnetGenerator(**config), dataset, config)

@@ -14,15 +14,16 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .blocks import PRESET_SIZES, PRESETS, count_parameters
+from ..kinds import parse_kind, renamed_dataset
+from .blocks import DATASET_SETTINGS, count_parameters, dataset_key
 from .registry import build_discriminator, build_generator, discriminator_names, generator_names
 
 #: the two discriminator roles of the PATN family and their input channels (image + condition)
 DISCRIMINATOR_ROLES = {"appearance": 6, "shape": 21}
 #: discriminators that see other inputs than the PATN pair: their roles and input channels
 ROLES_BY_DISCRIMINATOR: dict[str, dict[str, int]] = {"spectral_resnet": {"image": 3}}
-#: discriminators configured by a dataset preset of their own instead of PATN's norm choice
-PRESET_CONFIGURED_DISCRIMINATORS = {"spectral_resnet"}
+#: discriminators configured by dataset settings of their own instead of PATN's norm choice
+DATASET_CONFIGURED_DISCRIMINATORS = {"spectral_resnet"}
 
 
 @dataclass
@@ -55,15 +56,15 @@ def _shape_text(value: Any) -> str:
     return ""
 
 
-def _build(kind: str, name: str, preset: str | None, overrides: dict[str, Any]) -> nn.Module:
-    """Build on the meta device; generators get ``preset=`` if they understand it."""
+def _build(kind: str, name: str, dataset: str | None, overrides: dict[str, Any]) -> nn.Module:
+    """Build on the meta device; generators get ``dataset=`` if they understand it."""
     with torch.device("meta"):
         if kind == "discriminator":
             config = dict(overrides)
-            if preset is not None and name in PRESET_CONFIGURED_DISCRIMINATORS:
-                config.setdefault("preset", preset)
-            elif preset is not None:
-                config.setdefault("norm", PRESETS[preset]["norm"])
+            if dataset is not None and name in DATASET_CONFIGURED_DISCRIMINATORS:
+                config.setdefault("dataset", dataset)
+            elif dataset is not None:
+                config.setdefault("norm", DATASET_SETTINGS[dataset]["norm"])
             roles = ROLES_BY_DISCRIMINATOR.get(name, DISCRIMINATOR_ROLES)
             config.setdefault("input_nc", next(iter(roles.values())))
             try:
@@ -71,20 +72,20 @@ def _build(kind: str, name: str, preset: str | None, overrides: dict[str, Any]) 
             except TypeError as exc:
                 raise ModelError(f"discriminator {name!r}: {exc}") from None
         try:
-            return build_generator(name, **({"preset": preset} if preset else {}), **overrides)
+            return build_generator(name, **({"dataset": dataset} if dataset else {}), **overrides)
         except TypeError as exc:
-            if preset is None:
+            if dataset is None:
                 raise ModelError(f"generator {name!r}: {exc}") from None
-        try:  # a generator without presets (e.g. another family): build it with its defaults
+        try:  # a generator without dataset settings (e.g. another family): build it with its defaults
             return build_generator(name, **overrides)
         except TypeError as exc:
             raise ModelError(f"generator {name!r}: {exc}") from None
 
 
-def input_size(model: nn.Module, preset: str) -> tuple[int, int]:
-    """The frame a model's preset is meant for: its own ``preset_sizes`` (GFLA's DeepFashion runs at 256×256)
-    or the datasets' standard sizes."""
-    return tuple(getattr(model, "preset_sizes", {}).get(preset, PRESET_SIZES[preset]))
+def input_size(model: nn.Module, dataset: str) -> tuple[int, int]:
+    """The frame a model's dataset settings are meant for: its own ``dataset_frames`` (GFLA's DeepFashion runs
+    at 256×256) or the dataset's standard size."""
+    return tuple(getattr(model, "dataset_frames", {}).get(dataset, parse_kind(dataset).size))
 
 
 def model_kind(name: str) -> str:
@@ -96,14 +97,17 @@ def model_kind(name: str) -> str:
     raise ModelError(f"unknown model {name!r}; known: {known}")
 
 
-def summarize(name: str, preset: str | None = None, overrides: dict[str, Any] | None = None,
-              size: tuple[int, int] | None = None, depth: int = 2, batch: int = 1) -> Summary:
-    """Layer table of model ``name`` for one forward pass at the preset's image size (meta device)."""
-    if preset is not None and preset not in PRESETS:
-        raise ModelError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+def summarize(name: str, dataset: str | None = None, overrides: dict[str, Any] | None = None,
+              size: tuple[int, int] | None = None, depth: int = 2, batch: int = 1, *,
+              preset: str | None = None) -> Summary:
+    """Layer table of model ``name`` for one forward pass at the dataset's image size (meta device);
+    ``preset=`` is the deprecated name of ``dataset=``."""
+    dataset = renamed_dataset(dataset, preset, "summary")
+    if dataset is not None:
+        dataset = dataset_key(dataset, DATASET_SETTINGS)
     kind = model_kind(name)
-    model = _build(kind, name, preset, dict(overrides or {}))
-    h, w = size or input_size(model, preset or "market")
+    model = _build(kind, name, dataset, dict(overrides or {}))
+    h, w = size or input_size(model, dataset or "market")
     if kind == "generator":
         pose = int(getattr(model, "pose_channels", 18))
         inputs = [(batch, 3, h, w), (batch, pose, h, w), (batch, pose, h, w)]
@@ -170,31 +174,31 @@ def catalog() -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for name in generator_names():
         entry: dict[str, Any] = {"name": name, "kind": "generator"}
-        for preset in PRESETS:
-            h, w = PRESET_SIZES[preset]
+        for dataset in DATASET_SETTINGS:
+            h, w = parse_kind(dataset).size
             try:
-                model = _build("generator", name, preset, {})
-                entry[f"params_{preset}"] = count_parameters(model)
+                model = _build("generator", name, dataset, {})
+                entry[f"params_{dataset}"] = count_parameters(model)
                 pose = int(getattr(model, "pose_channels", 18))
-                h, w = input_size(model, preset)
+                h, w = input_size(model, dataset)
             except Exception as exc:  # a broken model must not hide the others
-                entry[f"params_{preset}"] = None
+                entry[f"params_{dataset}"] = None
                 entry["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 pose = 18
-            entry[f"input_{preset}"] = f"3×{h}×{w} + 2×{pose}×{h}×{w}"
+            entry[f"input_{dataset}"] = f"3×{h}×{w} + 2×{pose}×{h}×{w}"
         entries.append(entry)
     for name in discriminator_names():
         for role, channels in ROLES_BY_DISCRIMINATOR.get(name, DISCRIMINATOR_ROLES).items():
             entry = {"name": name, "kind": f"discriminator ({role})"}
-            for preset in PRESETS:
+            for dataset in DATASET_SETTINGS:
                 try:
-                    model = _build("discriminator", name, preset, {"input_nc": channels})
-                    entry[f"params_{preset}"] = count_parameters(model)
+                    model = _build("discriminator", name, dataset, {"input_nc": channels})
+                    entry[f"params_{dataset}"] = count_parameters(model)
                 except Exception as exc:
-                    entry[f"params_{preset}"] = None
+                    entry[f"params_{dataset}"] = None
                     entry["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                h, w = PRESET_SIZES[preset]
-                entry[f"input_{preset}"] = f"{channels}×{h}×{w}"
+                h, w = parse_kind(dataset).size
+                entry[f"input_{dataset}"] = f"{channels}×{h}×{w}"
             entries.append(entry)
     return entries
 

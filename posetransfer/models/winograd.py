@@ -1,17 +1,16 @@
 """Winograd F(2×2, 3×3) convolution for the inference fast path: the same 3×3 convolution, 2.25× fewer
 multiplications.
 
-Why: PATN's eval-mode time is 94 % convolutions already running near this CPU's fp32 peak (oneDNN direct
-convolution, ~190 GFLOP/s), so fusing the memory-bound ops cannot make it much faster; fewer multiplications
-can. Winograd's minimal filtering computes each 2×2 output tile from a 4×4 input tile with 16 products per
+Why: PATN's eval-mode time is almost all convolutions, which oneDNN's direct kernel already runs near a
+CPU's fp32 peak, so fusing the memory-bound ops cannot make it much faster; fewer multiplications can. Winograd's minimal filtering computes each 2×2 output tile from a 4×4 input tile with 16 products per
 channel pair instead of 36:
 
     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
 
 (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016). The 16 element-wise products,
 summed over input channels, are 16 independent matrix products (tiles × C) @ (C × K); they run as one
-grouped 1×1 oneDNN convolution with pre-packed weights, which reaches ~150 GFLOP/s here where ``torch.bmm``
-reaches ~100. The transforms Bᵀ d B and Aᵀ m A only add and subtract (coefficients 0, ±1), done in place on
+grouped 1×1 oneDNN convolution with pre-packed weights, which runs closer to the direct convolution's
+throughput than 16 ``torch.bmm`` calls do (figures: ``benchmarks/results/fast_winograd_notes.md``). The transforms Bᵀ d B and Aᵀ m A only add and subtract (coefficients 0, ±1), done in place on
 channels-last tiles. Results equal the direct convolution up to float32 rounding (max |Δ| ~1e-5 on PATN's
 activations; the transforms' coefficients are exact in binary).
 

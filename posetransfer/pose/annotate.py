@@ -15,9 +15,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..data.keypoints import MISSING, NUM_JOINTS, write_annotations
+from ..data.keypoints import write_annotations
 from ..errors import DataError, PoseError
 from ..io import read_image
+from ..skeleton import MISSING, NUM_JOINTS
 
 log = logging.getLogger(__name__)
 

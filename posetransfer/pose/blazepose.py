@@ -21,8 +21,8 @@ import threading
 
 import numpy as np
 
-from ..data.keypoints import MISSING, NUM_JOINTS
 from ..errors import PoseError
+from ..skeleton import MISSING, NUM_JOINTS
 
 #: COCO-18 index → BlazePose landmark index (None = neck, computed from the shoulders).
 BLAZEPOSE_TO_COCO18: tuple[int | None, ...] = (

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.keypoints import MAX_COORDINATE, MISSING, NUM_JOINTS, validate_keypoints
+from ..data.keypoints import MAX_COORDINATE, validate_keypoints
 from ..errors import DataError, PoseError
 from ..io import atomic_write_text, read_json
+from ..kinds import parse_size
+from ..skeleton import MISSING, NUM_JOINTS
 
 #: BODY_25 index of each COCO-18 joint (MidHip 8 and the six foot points 19–24 are dropped).
 BODY25_TO_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -49,16 +51,6 @@ def _person_to_coco18(values: list, where: str, threshold: float) -> tuple[np.nd
     return kp, float(arr[list(order), 2].sum())
 
 
-def _parse_size(value: object, path: Path) -> tuple[int, int]:
-    """Our JSON's ``"size": [H, W]``: two positive integers (integral floats accepted)."""
-    ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v == int(v)
-        and 0 < v <= MAX_COORDINATE for v in value)
-    if not ok:
-        raise DataError(f"{path}: 'size' must be [H, W] positive integers")
-    return int(value[0]), int(value[1])
-
-
 def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = None,
                         confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
     """(18, 2) (y, x) keypoints from an OpenPose JSON or our own JSON; ``size`` (H, W) drops outside joints.
@@ -82,7 +74,7 @@ def read_keypoints_json(path: str | os.PathLike, size: tuple[int, int] | None = 
         except (TypeError, ValueError):
             raise DataError(f"{path}: 'keypoints' must contain numbers") from None
         if size is None and "size" in doc:
-            size = _parse_size(doc["size"], path)
+            size = parse_size(doc["size"], where=f"{path}: 'size'", error=DataError)
     elif "people" in doc:
         people = doc["people"]
         if not isinstance(people, list):

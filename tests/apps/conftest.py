@@ -1,5 +1,5 @@
 """Shared fixtures of the application tests: a tiny synthetic Market-style dataset, a tiny PATN checkpoint
-trained on it for a few steps (or an untrained one when the trainer is not available), real photos."""
+trained on it for two steps, real photos."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,26 +9,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers of these tests: apps_support.py
-from apps_support import TINY_MODEL, standin_dataset  # noqa: E402
+from apps_support import TINY_MODEL  # noqa: E402
 
 from posetransfer.io import save_image  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
+    from posetransfer.data.synth import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
-    if importlib.util.find_spec("posetransfer.data.synth") is not None:
-        from posetransfer.data.synth import generate_dataset
-
-        return Path(generate_dataset(root / "data", size="market", identities=5, poses=3,
-                                     test_identities=2, seed=0))
-    return standin_dataset(root / "data")
+    return Path(generate_dataset(root / "data", size="market", identities=5, poses=3, test_identities=2, seed=0))
 
 
-def _train_tiny(data: Path, out: Path) -> Path | None:
-    """Two training steps through the trainer API (``posetransfer.train.train``); None when it is missing."""
-    if importlib.util.find_spec("posetransfer.train") is None:
-        return None
+def _train_tiny(data: Path, out: Path) -> Path:
+    """Two training steps through the trainer API (``posetransfer.train.train``)."""
     from posetransfer.config import load_config
     from posetransfer.train import train
 
@@ -45,21 +40,11 @@ def _train_tiny(data: Path, out: Path) -> Path | None:
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, synth_data) -> Path:
-    """A tiny PATN generator file in a real checkpoint folder, trained for two steps on ``synth_data``
-    (an untrained generator file only in a checkout without the trainer)."""
-    root = tmp_path_factory.mktemp("ckpt")
-    run = _train_tiny(synth_data, root / "run")
-    if run is not None:
-        from posetransfer.checkpoint import resolve_generator_file
+    """A tiny PATN generator file in a real checkpoint folder, trained for two steps on ``synth_data``."""
+    from posetransfer.checkpoint import resolve_generator_file
 
-        return Path(resolve_generator_file(run))
-    from posetransfer.models.registry import build_generator
-    from posetransfer.modelfile import InputContract, save_generator
-
-    model = build_generator("patn", **TINY_MODEL)
-    path = root / "patn_tiny.safetensors"
-    save_generator(model, path, InputContract(size=(128, 64)))
-    return path
+    run = _train_tiny(synth_data, tmp_path_factory.mktemp("ckpt") / "run")
+    return Path(resolve_generator_file(run))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from posetransfer.modelfile import save_generator
 @pytest.fixture(scope="module")
 def gfla_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("gfla") / "gfla.safetensors"
-    save_generator(build_generator("gfla", preset="market", ngf=4, max_channels=16, flow_ngf=4,
+    save_generator(build_generator("gfla", dataset="market", ngf=4, max_channels=16, flow_ngf=4,
                                    flow_max_channels=8), path)
     return path
 

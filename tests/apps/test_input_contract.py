@@ -159,7 +159,7 @@ def test_serve_command(fashion_run, tiny_dataset, seen, monkeypatch):
 def gfla_deepfashion(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gfla") / "gfla-deepfashion.safetensors"
     assert main(["convert", "--arch", "gfla", "--input", str(GFLA_FIXTURE), "--out", str(out),
-                 "--preset", "deepfashion"]) == 0
+                 "--dataset", "deepfashion"]) == 0
     return out
 
 

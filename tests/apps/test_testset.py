@@ -52,7 +52,7 @@ def test_flow_generator_writes_flow_figures(capsys, tmp_path, synth_data):
     from posetransfer.models.registry import build_generator
     from posetransfer.modelfile import save_generator
 
-    model = build_generator("flow", preset="market", ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
+    model = build_generator("flow", dataset="market", ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
     path = tmp_path / "flow.safetensors"
     save_generator(model, path)
     out = tmp_path / "g"

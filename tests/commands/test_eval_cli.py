@@ -8,6 +8,7 @@ import pytest
 
 from posetransfer.cli import main
 from posetransfer.data import keypoints as K
+from posetransfer import viz
 from posetransfer.io import read_image, save_image, write_json
 
 POSE = np.array([[16, 32], [28, 32], [28, 22], [44, 18], [60, 16], [28, 42], [44, 46], [60, 48], [64, 26],
@@ -26,7 +27,7 @@ def folders(tmp_path):
         kp = POSE + rng.integers(-3, 4, POSE.shape)
         annotations[name] = kp
         background = np.stack([100 + 50 * np.sin(xx / (5 + i) + c) * np.cos(yy / 9) for c in range(3)], -1)
-        save_image(root / "test" / name, K.draw_skeleton(kp, canvas=background.astype(np.uint8), thickness=4))
+        save_image(root / "test" / name, viz.draw_skeleton(kp, canvas=background.astype(np.uint8), thickness=4))
     K.write_annotations(root / "market-annotation-test.csv", annotations)
     pairs = [(a, b) for a in names for b in names if a != b]
     K.write_pairs(root / "market-pairs-test.csv", pairs)

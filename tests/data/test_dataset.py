@@ -12,8 +12,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from posetransfer.data import keypoints as K
+from posetransfer import viz
 from posetransfer.data.dataset import PairDataset, affine_matrix, warp_image
-from posetransfer.data.prepare import build_pairs
+from posetransfer.data.layout import build_pairs
 from posetransfer.errors import ConfigError, DataError
 from posetransfer.io import tensor_range_to_image
 
@@ -44,7 +45,7 @@ def make_dataset(root, kind="market", size=(128, 64), identities=2, per_identity
             kp = skeleton(h, w, jitter=3, seed=i * 10 + j)
             colour = np.array([60 + 60 * i, 90 + 40 * j, 150], np.uint8)
             image = np.broadcast_to(colour, (h, w, 3)).copy()
-            image = K.draw_skeleton(kp, canvas=image)
+            image = viz.draw_skeleton(kp, canvas=image)
             Image.fromarray(image).save(root / split / name, format=image_format, quality=95)
             annotations[name] = kp
     K.write_annotations(root / f"{prefix}-annotation-{split}.csv", annotations)

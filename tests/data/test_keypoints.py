@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from posetransfer.data import keypoints as K
+from posetransfer import viz
+from posetransfer.skeleton import LIMB_COLORS
+from posetransfer.kinds import MARKET
 from posetransfer.errors import DataError
 
 
@@ -40,7 +43,7 @@ def test_annotation_csv_round_trip_is_identical(tmp_path):
     ann = {"0002_c1s1_000451_03.jpg": kp, "0002_c2s1_000301_01.jpg": kp2}
     path = tmp_path / "market-annotation-train.csv"
     K.write_annotations(path, ann)
-    back = K.read_annotations(path, size=K.MARKET_SIZE)
+    back = K.read_annotations(path, size=MARKET.size)
     assert list(back) == list(ann)
     for name in ann:
         np.testing.assert_array_equal(back[name], ann[name])
@@ -308,17 +311,17 @@ def test_pose_mask_empty_for_missing_and_matches_official_closing():
 
 def test_draw_skeleton_uses_limb_colours():
     kp = skeleton(256, 176)
-    canvas = K.draw_skeleton(kp, size=(256, 176))
+    canvas = viz.draw_skeleton(kp, size=(256, 176))
     assert canvas.shape == (256, 176, 3) and canvas.dtype == np.uint8
     colours = {tuple(c) for c in canvas.reshape(-1, 3)}
-    used = set(K.LIMB_COLORS)
+    used = set(LIMB_COLORS)
     assert len(colours & used) >= 12                       # most limb colours appear
     # the neck–right-shoulder limb (colour 0) is drawn at its midpoint
     my, mx = np.rint((kp[1] + kp[2]) / 2).astype(int)
     assert tuple(canvas[my, mx]) in used
     assert tuple(canvas[0, 0]) == (0, 0, 0)
     # nothing drawn for an all-missing pose; drawing on a canvas does not modify it
-    assert not K.draw_skeleton(np.full((18, 2), -1), size=(32, 16)).any()
+    assert not viz.draw_skeleton(np.full((18, 2), -1), size=(32, 16)).any()
     base = np.full((256, 176, 3), 200, np.uint8)
-    drawn = K.draw_skeleton(kp, canvas=base)
+    drawn = viz.draw_skeleton(kp, canvas=base)
     assert (base == 200).all() and (drawn != 200).any()

@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from posetransfer.data import keypoints as K
-from posetransfer.data.prepare import build_pairs, fit_to_frame, identity_of
+from posetransfer.kinds import FASHION
+from posetransfer.data.layout import build_pairs, identity_of
+from posetransfer.data.prepare import fit_to_frame
 from posetransfer.errors import DataError
 
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
@@ -145,7 +147,7 @@ def test_flip_twice_is_identity_and_stays_inside(sized):
 def test_fashion_crop_round_trip(sized):
     _, kp = sized
     cropped = K.fashion_256_to_176(kp)
-    K.validate_keypoints(cropped, K.FASHION_SIZE)
+    K.validate_keypoints(cropped, FASHION.size)
     inside = ~K.missing_mask(kp) & (kp[:, 1] >= 40) & (kp[:, 1] < 216)
     back = K.fashion_176_to_256(cropped)
     np.testing.assert_array_equal(back[inside], kp[inside])

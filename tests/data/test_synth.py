@@ -14,10 +14,11 @@ from scipy import ndimage
 from posetransfer import cli
 from posetransfer.data import keypoints as K
 from posetransfer.data import synth
-from posetransfer.data.prepare import find_split_files, identity_of
+from posetransfer.data.layout import find_split_files, identity_of
 from posetransfer.data.synth import raster
 from posetransfer.data.synth import writer as synth_writer
 from posetransfer.errors import DataError, PoseError
+from posetransfer.kinds import parse_kind
 
 MAGENTA = np.array([255, 0, 255])
 
@@ -55,7 +56,8 @@ def test_cli_writes_the_patn_layout_that_pair_dataset_loads(market, capsys):
             assert re.fullmatch(r"\d{4}_c[1-6]s[1-6]_\d{6}_01\.jpg", name), name
             with Image.open(images / name) as img:
                 assert img.format == "JPEG" and img.size == (64, 128)
-    torch = pytest.importorskip("torch")
+    import torch
+
     from posetransfer.data.dataset import PairDataset
 
     data = PairDataset(market, "train")
@@ -194,7 +196,7 @@ def test_annotated_keypoints_are_inside_the_image_or_missing(market):
 def test_person_is_drawn_exactly_on_the_keypoints(size):
     """On a flat magenta backdrop: every visible joint is on the person, the skeleton mask is covered by
     the person and pixels far from the skeleton are backdrop."""
-    h, w = synth.SIZES[size]
+    h, w = parse_kind(size).size
     backdrop = np.broadcast_to(MAGENTA.astype(np.uint8), (h, w, 3)).copy()
     inside, far = [], []
     for seed in range(12):

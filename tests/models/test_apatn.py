@@ -13,7 +13,7 @@ TINY = {"ngf": 8, "n_blocks": 2}
 @pytest.mark.parametrize("preset", ["market", "deepfashion"])
 @pytest.mark.parametrize("decoder", ["bilinear", "transposed"])
 def test_output_shape_and_range(preset, decoder, inputs):
-    g = build_generator("apatn", preset=preset, decoder=decoder, **TINY)
+    g = build_generator("apatn", dataset=preset, decoder=decoder, **TINY)
     image, src, tgt = inputs(preset)
     out = g(image, src, tgt)
     assert out.shape == image.shape
@@ -22,8 +22,8 @@ def test_output_shape_and_range(preset, decoder, inputs):
 
 def test_parameter_counts():
     with torch.device("meta"):
-        g = build_generator("apatn", preset="deepfashion")          # 5 blocks, ngf 64, instance norm
-        bn = build_generator("apatn", preset="deepfashion", norm="batch")
+        g = build_generator("apatn", dataset="deepfashion")          # 5 blocks, ngf 64, instance norm
+        bn = build_generator("apatn", dataset="deepfashion", norm="batch")
     block = count_parameters(g.att[0])
     assert block == 2_754_304                         # our reconstruction; paper: "2.76 M" per APATB
     assert abs(block / 1e6 - 2.76) < 0.01
@@ -31,7 +31,7 @@ def test_parameter_counts():
     assert abs(count_parameters(g) / 1e6 - 16.93) < 0.05  # paper Table 2: 16.93 M (ours 16,973,507)
     # the APATB is smaller than a PATB because its fusion conv is 1×1 (the paper's explanation)
     with torch.device("meta"):
-        patn = build_generator("patn", preset="deepfashion", n_blocks=2)
+        patn = build_generator("patn", dataset="deepfashion", n_blocks=2)
     assert block < count_parameters(patn.att[1])
 
 
@@ -46,7 +46,7 @@ def test_sdpa_equals_explicit_softmax_attention():
 
 
 def test_model_sdpa_path_equals_explicit_path(inputs):
-    g = build_generator("apatn", preset="market", **TINY).eval()
+    g = build_generator("apatn", dataset="market", **TINY).eval()
     image, src, tgt = inputs("market")
     with torch.no_grad():
         fast = g(image, src, tgt)                          # SDPA, no HW×HW matrix kept
@@ -60,14 +60,14 @@ def test_model_sdpa_path_equals_explicit_path(inputs):
 
 
 def test_condition_and_target_pose_enter_differently(inputs):
-    g = build_generator("apatn", preset="market", **TINY).eval()
+    g = build_generator("apatn", dataset="market", **TINY).eval()
     image, src, tgt = inputs("market")
     with torch.no_grad():
         assert not torch.allclose(g(image, src, tgt), g(image, tgt, src))
 
 
 def test_every_parameter_gets_a_gradient(inputs, grad_check):
-    g = build_generator("apatn", preset="market", norm="batch", **TINY).train()
+    g = build_generator("apatn", dataset="market", norm="batch", **TINY).train()
     # documented exception: the last block's pose update never reaches the output; it is built (the
     # paper counts it) but frozen, so the trainable parameters are exactly those that get a gradient
     last = f"att.{len(g.att) - 1}.conv_s."
@@ -83,10 +83,10 @@ def test_every_parameter_gets_a_gradient(inputs, grad_check):
                                    {"shared_pose_encoder": False}, {"n_blocks": 1}])
 def test_ablation_switches(flags, inputs):
     config = {**TINY, **flags}
-    g = build_generator("apatn", preset="market", **config).eval()
+    g = build_generator("apatn", dataset="market", **config).eval()
     image, src, tgt = inputs("market", batch=1)
     assert g(image, src, tgt).shape == image.shape
-    full = count_parameters(build_generator("apatn", preset="market", **TINY))
+    full = count_parameters(build_generator("apatn", dataset="market", **TINY))
     if "shared_pose_encoder" in flags:
         assert count_parameters(g) > full
     else:

@@ -47,7 +47,7 @@ def _randomize(model: nn.Module) -> nn.Module:
 
 def _model(name: str, preset: str = "market", **extra) -> Generator:
     torch.manual_seed(0)
-    return _randomize(build_generator(name, preset=preset, **{**TINY.get(name, {"ngf": 8}), **extra}))
+    return _randomize(build_generator(name, dataset=preset, **{**TINY.get(name, {"ngf": 8}), **extra}))
 
 
 def make_inputs(batch: int = 1, size: tuple[int, int] = SMALL):

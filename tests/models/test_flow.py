@@ -48,7 +48,7 @@ def make_batch(preset, batch=2):
 
 @pytest.mark.parametrize("preset", ["market", "deepfashion"])
 def test_shapes_and_every_parameter_gets_a_gradient(preset):
-    g = build_generator("flow", preset=preset, **TINY)
+    g = build_generator("flow", dataset=preset, **TINY)
     image, src, tgt = make_batch(preset)
     out = g(image, src, tgt, return_extras=True)
     h, w = SIZES[preset]
@@ -82,7 +82,7 @@ def test_shapes_and_every_parameter_gets_a_gradient(preset):
 
 def test_image_loss_alone_reaches_the_flow_networks():
     """The generated image depends on the flows through the warp and on the visibility maps."""
-    g = build_generator("flow", preset="market", **TINY)
+    g = build_generator("flow", dataset="market", **TINY)
     image, src, tgt = make_batch("market")
     g(image, src, tgt).mean().backward()
     for name, p in g.flow_nets.named_parameters():
@@ -148,20 +148,20 @@ def test_pyramid_non_local_uses_sdpa_and_matches_the_explicit_softmax():
 
 def test_ablation_switches():
     image, src, tgt = make_batch("market", batch=1)
-    full = build_generator("flow", preset="market", **TINY)
+    full = build_generator("flow", dataset="market", **TINY)
     n_full = sum(p.numel() for p in full.parameters())
 
-    no_parts = build_generator("flow", preset="market", use_parts=False, **TINY)
+    no_parts = build_generator("flow", dataset="market", use_parts=False, **TINY)
     out = no_parts(image, src, tgt, return_extras=True)
     assert list(no_parts.flow_nets) == ["body"] and out.extras["flow_names"] == ["body@1/4"]
     assert torch.all(out.extras["source_masks"] == 1)              # the whole source image is warped
     assert no_parts.flow_nets["body"].encoder[0][2].in_channels == 36
 
-    no_pnb = build_generator("flow", preset="market", pnb=False, **TINY)
+    no_pnb = build_generator("flow", dataset="market", pnb=False, **TINY)
     out = no_pnb(image, src, tgt, return_extras=True)
     assert no_pnb.pnb is None and "relations" not in out.extras
 
-    no_hdcb = build_generator("flow", preset="market", hdcb=False, **TINY)
+    no_hdcb = build_generator("flow", dataset="market", hdcb=False, **TINY)
     assert all(isinstance(m, torch.nn.Identity) for m in no_hdcb.hdcb.values())
     no_hdcb(image, src, tgt)
     for model in (no_parts, no_pnb, no_hdcb):
@@ -172,7 +172,7 @@ def test_ablation_switches():
 
 
 def test_part_flow_nets_see_only_their_sub_pose():
-    g = build_generator("flow", preset="market", **TINY)
+    g = build_generator("flow", dataset="market", **TINY)
     assert {n: net.encoder[0][2].in_channels for n, net in g.flow_nets.items()} == {"head": 12, "torso": 18,
                                                                                     "leg": 12}
     image, src, tgt = make_batch("market", batch=1)
@@ -186,7 +186,7 @@ def test_part_flow_nets_see_only_their_sub_pose():
 
 
 def test_predict_flows_runs_only_the_flow_networks():
-    g = build_generator("flow", preset="deepfashion", **TINY)
+    g = build_generator("flow", dataset="deepfashion", **TINY)
     image, src, tgt = make_batch("deepfashion", batch=1)
     out = g.predict_flows(image, src, tgt)
     assert out.image.shape == image.shape and len(out.flows) == 6 and len(out.visibility) == 6
@@ -196,7 +196,7 @@ def test_predict_flows_runs_only_the_flow_networks():
 
 
 def test_round_trip_and_registry(tmp_path):
-    g = build_generator("flow", preset="deepfashion", pnb=True, **TINY).eval()
+    g = build_generator("flow", dataset="deepfashion", pnb=True, **TINY).eval()
     path = tmp_path / "flow.safetensors"
     save_generator(g, path)
     loaded = posetransfer.load_generator(path)
@@ -215,11 +215,11 @@ def test_round_trip_and_registry(tmp_path):
 ])
 def test_bad_options_are_model_errors(kwargs, match):
     with pytest.raises(ModelError, match=match):
-        build_generator("flow", preset="market", **{**TINY, **kwargs})
+        build_generator("flow", dataset="market", **{**TINY, **kwargs})
 
 
 def test_bad_inputs_are_one_line_model_errors():
-    g = build_generator("flow", preset="market", **TINY)
+    g = build_generator("flow", dataset="market", **TINY)
     image, src, tgt = make_batch("market", batch=1)
     with pytest.raises(ModelError, match="target heatmaps"):
         g(image, src, tgt[:, :17])

@@ -10,7 +10,7 @@ from posetransfer.models.registry import build_discriminator, discriminator_name
 
 @pytest.mark.parametrize("preset, size, layers", [("market", (128, 64), 3), ("deepfashion", (256, 176), 4)])
 def test_patch_logits_shape_and_gradient(preset, size, layers):
-    d = build_discriminator("spectral_resnet", preset=preset, ndf=8, max_channels=16)
+    d = build_discriminator("spectral_resnet", dataset=preset, ndf=8, max_channels=16)
     assert "spectral_resnet" in discriminator_names()
     x = (torch.rand(2, 3, *size) * 2 - 1).requires_grad_(True)
     score = d(x)
@@ -21,7 +21,7 @@ def test_patch_logits_shape_and_gradient(preset, size, layers):
 
 
 def test_every_conv_is_spectrally_normalised():
-    d = build_discriminator("spectral_resnet", preset="market", ndf=8, max_channels=16)
+    d = build_discriminator("spectral_resnet", dataset="market", ndf=8, max_channels=16)
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 3 * 3 + 1
     assert all(hasattr(m, "parametrizations") and "weight" in m.parametrizations for m in convs)
@@ -35,10 +35,10 @@ def test_every_conv_is_spectrally_normalised():
 
 
 def test_full_size_widths_and_state_dict_round_trip():
-    d = build_discriminator("spectral_resnet", preset="deepfashion")
+    d = build_discriminator("spectral_resnet", dataset="deepfashion")
     widths = [d.block0.model[3].out_channels] + [b.model[3].out_channels for b in d.encoders]
     assert widths == [32, 64, 128, 128]                     # ndf 32, capped at 128 (GFLA)
-    again = build_discriminator("spectral_resnet", preset="deepfashion")
+    again = build_discriminator("spectral_resnet", dataset="deepfashion")
     again.load_state_dict(d.state_dict(), strict=True)
     d.eval(), again.eval()
     x = torch.randn(1, 3, 64, 64)
@@ -48,8 +48,8 @@ def test_full_size_widths_and_state_dict_round_trip():
 def test_bad_options_and_inputs():
     with pytest.raises(ModelError, match="bogus"):
         build_discriminator("spectral_resnet", bogus=1)
-    with pytest.raises(ModelError, match="preset"):
-        build_discriminator("spectral_resnet", preset="nope")
+    with pytest.raises(ModelError, match="dataset"):
+        build_discriminator("spectral_resnet", dataset="nope")
     d = build_discriminator("spectral_resnet", input_nc=3, ndf=4, max_channels=8, n_layers=2)
     with pytest.raises(ModelError, match="B×3×H×W"):
         d(torch.randn(1, 21, 32, 32))

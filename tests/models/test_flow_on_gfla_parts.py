@@ -23,7 +23,7 @@ FLOW_TINY = dict(ngf=4, max_channels=16, flow_ngf=4, flow_max_channels=8)
 
 
 def test_part_flow_nets_are_gflas_flow_net_class_with_hidden_equal_to_output_width():
-    g = build_generator("flow", preset="deepfashion")
+    g = build_generator("flow", dataset="deepfashion")
     for net in g.flow_nets.values():
         assert type(net) is PoseFlowNet
         for i in range(net.decoder_layer):
@@ -64,22 +64,22 @@ def test_a_gfla_flow_net_initialises_every_part_through_train_init_flow(tmp_path
 def test_init_flow_errors_name_the_problem(tmp_path):
     gfla = converted_fixture(tmp_path)
     state = read_generator_file(gfla).state
-    with_image = build_generator("flow", preset="deepfashion", flow_image_input=True, **FLOW_TINY)
+    with_image = build_generator("flow", dataset="deepfashion", flow_image_input=True, **FLOW_TINY)
     with_image.init_flow_nets_from_gfla(state)            # the image channels come along
     assert with_image.flow_nets["head"].block0.model[2].weight.shape[1] == 3 + 12
-    wider = build_generator("flow", preset="deepfashion", **{**FLOW_TINY, "flow_ngf": 8})
+    wider = build_generator("flow", dataset="deepfashion", **{**FLOW_TINY, "flow_ngf": 8})
     with pytest.raises(ModelError, match="flow_ngf"):
         wider.init_flow_nets_from_gfla(state, where="g.safetensors")
-    one_scale = build_generator("flow", preset="market", **FLOW_TINY)
+    one_scale = build_generator("flow", dataset="market", **FLOW_TINY)
     with pytest.raises(ModelError, match="flow scales"):
         one_scale.init_flow_nets_from_gfla(state)
-    from posetransfer.train import _init_flow_nets
+    from posetransfer.training.build import init_flow_nets
 
     with pytest.raises(ConfigError, match="part-flow model"):
-        _init_flow_nets(build_generator("gfla", preset="market", **FLOW_TINY), str(gfla))
-    save_generator(build_generator("flow", preset="market", **FLOW_TINY), tmp_path / "flow.safetensors")
+        init_flow_nets(build_generator("gfla", dataset="market", **FLOW_TINY), str(gfla))
+    save_generator(build_generator("flow", dataset="market", **FLOW_TINY), tmp_path / "flow.safetensors")
     with pytest.raises(CheckpointError, match="needs a 'gfla' generator"):
-        _init_flow_nets(one_scale, str(tmp_path / "flow.safetensors"))
+        init_flow_nets(one_scale, str(tmp_path / "flow.safetensors"))
 
 
 def test_warp_padding_is_an_option():
@@ -88,14 +88,14 @@ def test_warp_padding_is_an_option():
     flow[:, 0] = 10.0                                   # everything samples far right of the image
     assert torch.all(warp(img, flow) == 0)
     torch.testing.assert_close(warp(img, flow, padding="border"), img[..., -1:].expand(1, 1, 3, 4))
-    g = build_generator("flow", preset="market", warp_padding="border", **FLOW_TINY)
+    g = build_generator("flow", dataset="market", warp_padding="border", **FLOW_TINY)
     assert g.config["warp_padding"] == "border" and g.pose_streams["torso"].padding == "border"
     with pytest.raises(ModelError, match="warp_padding"):
-        build_generator("flow", preset="market", warp_padding="reflect", **FLOW_TINY)
+        build_generator("flow", dataset="market", warp_padding="reflect", **FLOW_TINY)
 
 
 def test_correctness_loss_samples_each_parts_masked_source():
-    g = build_generator("flow", preset="market", **FLOW_TINY)
+    g = build_generator("flow", dataset="market", **FLOW_TINY)
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(1, 3, 128, 64, generator=gen) * 2 - 1
     maps = torch.zeros(1, 18, 128, 64)
@@ -115,6 +115,6 @@ def test_correctness_loss_samples_each_parts_masked_source():
     assert len(seen) == 4
     for source, mask in zip(seen[1:], masks):
         torch.testing.assert_close(source, image * mask)
-    no_parts = build_generator("flow", preset="market", use_parts=False, **FLOW_TINY)
+    no_parts = build_generator("flow", dataset="market", use_parts=False, **FLOW_TINY)
     assert no_parts.predict_flows(image, maps, maps).extras["flow_source_masks"] == [None]
 

@@ -141,7 +141,7 @@ def run_stage1(steps: int, model_kwargs: dict, n_pairs: int = 8, batch: int = 4,
     held_out = synthetic_pairs(n_pairs, seed=seed + 1000)
     extractor, name = feature_extractor(prefer_vgg)
     vgg = CachedFeatures(extractor)
-    g = build_generator("flow", preset="market", **model_kwargs)
+    g = build_generator("flow", dataset="market", **model_kwargs)
     optim = torch.optim.Adam(g.flow_parameters(), lr=lr, betas=(0.0, 0.99))   # the paper's Adam settings
     batches = [{k: v[i:i + batch] for k, v in data.items()} for i in range(0, n_pairs, batch)]
     initial = {k: v.clone() for k, v in g.state_dict().items()}

@@ -29,7 +29,7 @@ def test_flow_colours():
 @pytest.fixture(scope="module")
 def output():
     torch.manual_seed(0)
-    g = build_generator("flow", preset="market", **TINY).eval()
+    g = build_generator("flow", dataset="market", **TINY).eval()
     image = torch.rand(1, 3, 128, 64) * 2 - 1
     maps = torch.rand(1, 18, 128, 64)
     threads = torch.get_num_threads()

@@ -10,10 +10,10 @@ from posetransfer.models.registry import build_generator
 from posetransfer.modelfile import save_generator
 
 TINY = {
-    "patn": {"preset": "market", "ngf": 8, "n_blocks": 2},
-    "apatn": {"preset": "market", "ngf": 8, "n_blocks": 2},
-    "pona": {"preset": "deepfashion", "ngf": 8, "n_blocks": 2},
-    "resnet": {"preset": "market", "ngf": 8, "n_blocks": 2},
+    "patn": {"dataset": "market", "ngf": 8, "n_blocks": 2},
+    "apatn": {"dataset": "market", "ngf": 8, "n_blocks": 2},
+    "pona": {"dataset": "deepfashion", "ngf": 8, "n_blocks": 2},
+    "resnet": {"dataset": "market", "ngf": 8, "n_blocks": 2},
 }
 
 

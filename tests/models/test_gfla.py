@@ -29,8 +29,8 @@ def test_parameter_counts_are_gflas():
     """Equal to GFLA's own PoseGenerator with the released settings (checked against its code); the paper
     reports 14.04 M for DeepFashion."""
     with torch.device("meta"):
-        deepfashion = build_generator("gfla", preset="deepfashion")
-        market = build_generator("gfla", preset="market")
+        deepfashion = build_generator("gfla", dataset="deepfashion")
+        market = build_generator("gfla", dataset="market")
     assert count_parameters(deepfashion) == 14_047_395 and round(count_parameters(deepfashion) / 1e6, 2) == 14.05
     assert count_parameters(deepfashion.flow_net) == 6_608_212
     assert count_parameters(market) == 12_926_471
@@ -40,7 +40,7 @@ def test_parameter_counts_are_gflas():
 
 @pytest.mark.parametrize("preset", ["market", "deepfashion"])
 def test_shapes_extras_and_every_parameter_gets_a_gradient(preset):
-    g = build_generator("gfla", preset=preset, **TINY)
+    g = build_generator("gfla", dataset=preset, **TINY)
     h, w = SIZES[preset]
     image, src, tgt = batch((h, w))
     out = g(image, src, tgt, return_extras=True)
@@ -81,7 +81,7 @@ def test_local_attention_with_a_one_hot_softmax_copies_the_sampled_source_pixel(
 
 
 def test_predict_flows_runs_only_the_flow_net():
-    g = build_generator("gfla", preset="deepfashion", **TINY)
+    g = build_generator("gfla", dataset="deepfashion", **TINY)
     out = g.predict_flows(*batch((64, 64), b=1))
     assert out.image.shape == (1, 3, 64, 64) and len(out.flows) == 2
     (sum(f.sum() for f in out.flows) + sum(v.sum() for v in out.visibility)).backward()
@@ -91,13 +91,13 @@ def test_predict_flows_runs_only_the_flow_net():
 
 def test_sizes_gfla_cannot_run_are_resized_inside():
     """256×176 (the library's DeepFashion frame): the flow net's 1/32 is 5.5 px; GFLA itself fails there."""
-    g = build_generator("gfla", preset="deepfashion", **TINY)
+    g = build_generator("gfla", dataset="deepfashion", **TINY)
     out = g(*batch((96, 88), b=1), return_extras=True)
     assert out.image.shape == (1, 3, 96, 88) and out.flows[-1].shape == (1, 2, 24, 22)
 
 
 def test_round_trip(tmp_path):
-    g = build_generator("gfla", preset="market", **TINY).eval()
+    g = build_generator("gfla", dataset="market", **TINY).eval()
     save_generator(g, tmp_path / "g.safetensors")
     loaded = posetransfer.load_generator(tmp_path / "g.safetensors")
     assert loaded.arch == "gfla" and loaded.config == g.config
@@ -107,7 +107,7 @@ def test_round_trip(tmp_path):
 
 
 def test_flow_net_input_selection_keeps_the_chosen_channels():
-    g = build_generator("gfla", preset="market", **TINY)
+    g = build_generator("gfla", dataset="market", **TINY)
     state = {f"flow_net.{k}": v for k, v in g.flow_net.state_dict().items()}
     picked = select_flow_net_inputs(state, [3, 4, 21], prefix="flow_net.")
     assert picked["block0.model.2.weight"].shape[1] == 3 and picked["block0.model.0.weight"].shape == (3,)
@@ -124,11 +124,11 @@ def test_flow_net_input_selection_keeps_the_chosen_channels():
 ])
 def test_bad_options_are_model_errors(kwargs, match):
     with pytest.raises(ModelError, match=match):
-        build_generator("gfla", preset="market", **{**TINY, **kwargs})
+        build_generator("gfla", dataset="market", **{**TINY, **kwargs})
 
 
 def test_bad_inputs_are_one_line_model_errors():
-    g = build_generator("gfla", preset="market", **TINY)
+    g = build_generator("gfla", dataset="market", **TINY)
     image, src, tgt = batch((128, 64), b=1)
     with pytest.raises(ModelError, match="target heatmaps"):
         g(image, src, tgt[:, :17])
@@ -136,7 +136,7 @@ def test_bad_inputs_are_one_line_model_errors():
         g(image, src, F.interpolate(tgt, size=(64, 32)))
     with pytest.raises(ModelError, match="too small"):
         g(*(F.interpolate(x, size=(16, 16)) for x in (image, src, tgt)))
-    with pytest.raises(ModelError, match="preset"):
+    with pytest.raises(ModelError, match="dataset"):
         gfla_contract("celeba")
 
 

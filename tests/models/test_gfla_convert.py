@@ -60,7 +60,7 @@ def test_converted_fixture_gives_gflas_own_outputs(tmp_path, capsys):
 
 
 def test_preset_is_checked_and_the_input_contract_recorded(tmp_path, capsys):
-    code, out = convert(tmp_path, "--preset", "deepfashion")     # same attention layout as the released one
+    code, out = convert(tmp_path, "--dataset", "deepfashion")     # same attention layout as the released one
     assert code == 0
     model = posetransfer.load_generator(out)
     contract = model.input_contract
@@ -71,7 +71,7 @@ def test_preset_is_checked_and_the_input_contract_recorded(tmp_path, capsys):
     assert contract.provenance["converted"] == "latest_net_G.pth"
     assert contract.provenance["sha256"] == sha256_file(FIXTURE / "latest_net_G.pth")
     assert "256x256 images" in capsys.readouterr().out
-    code, _ = convert(tmp_path, "--preset", "market")
+    code, _ = convert(tmp_path, "--dataset", "market")
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "1/8 kernel 3, 1/4 kernel 5" in err and "released market model has 1/4 kernel 3" in err
@@ -117,4 +117,4 @@ def test_a_pytorch_1_0_discriminator_file_without_weight_v_converts(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(d_old(x), d_new(x), rtol=1e-4, atol=1e-6)
     with pytest.raises(CheckpointError, match="4"):
-        gfla_convert.convert_discriminator_state(state, "d.pth", preset="deepfashion")
+        gfla_convert.convert_discriminator_state(state, "d.pth", dataset="deepfashion")

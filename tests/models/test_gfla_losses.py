@@ -83,7 +83,7 @@ def inputs(size, b=2):
 
 
 def test_correctness_loss_of_gfla_is_gflas_with_its_gaussian_sampler():
-    g = build_generator("gfla", preset="deepfashion", **TINY)
+    g = build_generator("gfla", dataset="deepfashion", **TINY)
     image, src, tgt = inputs((64, 64))
     target = torch.rand(2, 3, 64, 64) * 2 - 1
     out = g.predict_flows(image, src, tgt)
@@ -97,13 +97,13 @@ def test_correctness_loss_of_gfla_is_gflas_with_its_gaussian_sampler():
 
 
 def test_affine_regulariser_uses_the_attention_kernels_and_equals_gflas():
-    g = build_generator("gfla", preset="deepfashion", **TINY)
+    g = build_generator("gfla", dataset="deepfashion", **TINY)
     out = g.predict_flows(*inputs((64, 64)))
     out.flows = [torch.randn_like(f) * 3 for f in out.flows]
     assert out.extras["regularization_kernels"] == [3, 5]
     reference = sum(gfla_affine_regularization(f, k) for f, k in zip(out.flows, [3, 5]))
     torch.testing.assert_close(flow_losses.affine_regularization_loss(out).double(), reference, rtol=1e-4, atol=1e-6)
-    market = build_generator("gfla", preset="market", **TINY, kernel_sizes=[5])
+    market = build_generator("gfla", dataset="market", **TINY, kernel_sizes=[5])
     out = market.predict_flows(*inputs((128, 64)))
     assert out.extras["regularization_kernels"] == [5]        # not the size-based default (3 at 32×16)
     torch.testing.assert_close(flow_losses.affine_regularization_loss(out).double(),

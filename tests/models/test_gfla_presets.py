@@ -64,7 +64,7 @@ def test_both_stages_train_and_resume_bit_for_bit_through_the_cli(tmp_path):
     # stage 2 started from stage 1: the flow net moved in stage 1 and the image nets did not
     s1 = load_generator(stage1).state_dict()
     torch.manual_seed(0)                          # the trainer builds G right after seeding with train.seed
-    fresh = build_generator("gfla", preset="market", ngf=4, max_channels=16, flow_ngf=4,
+    fresh = build_generator("gfla", dataset="market", ngf=4, max_channels=16, flow_ngf=4,
                             flow_max_channels=8).state_dict()
     changed = {k for k in fresh if not torch.equal(fresh[k], s1[k])}
     assert changed and all(k.startswith("flow_net.") for k in changed)

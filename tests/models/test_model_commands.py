@@ -32,8 +32,8 @@ def test_summary_patn(capsys):
     assert "total parameters: 41,358,019" in out
 
 
-def test_summary_with_preset_and_overrides(capsys):
-    assert main(["summary", "apatn", "--preset", "deepfashion", "n_blocks=1", "--depth", "3", "--json"]) == 0
+def test_summary_with_dataset_and_overrides(capsys):
+    assert main(["summary", "apatn", "--dataset", "deepfashion", "n_blocks=1", "--depth", "3", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     rows = {r["name"]: r for r in summary["rows"]}
     assert rows["att.0.theta"]["output"] == "1×128×64×44"
@@ -56,3 +56,12 @@ def test_summary_errors_are_one_line(capsys):
     assert "key=value" in err and len(err.strip().splitlines()) == 1
     assert main(["summary", "patn", "wings=3"]) == 2
     assert "wings" in capsys.readouterr().err
+
+
+def test_summary_still_takes_the_deprecated_preset_flag(capsys, caplog):
+    """``--preset market|deepfashion`` was the old name of ``--dataset``: same table, one warning line."""
+    with caplog.at_level("WARNING"):
+        assert main(["summary", "apatn", "--preset", "deepfashion", "n_blocks=1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["dataset"] == "deepfashion"
+    assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]

@@ -22,7 +22,7 @@ def test_patn_conversion_round_trip(norm, preset, tmp_path, inputs):
     pth = tmp_path / "latest_net_netG.pth"
     torch.save(state, pth)
     out = tmp_path / "patn.safetensors"
-    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", str(out), "--preset", preset]) == 0
+    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", str(out), "--dataset", preset]) == 0
     g = posetransfer.load_generator(out, arch="patn")   # strict load inside
     assert g.config["norm"] == norm and g.config["n_blocks"] == 2 and g.config["ngf"] == 8
     ours = g.state_dict()
@@ -102,5 +102,5 @@ def test_wrong_architecture_or_preset_is_reported(tmp_path, capsys):
     out = str(tmp_path / "x.safetensors")
     assert main(["convert", "--arch", "pona", "--input", str(pth), "--out", out]) == 2
     assert "latest_net_netG.pth" in capsys.readouterr().err
-    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", out, "--preset", "market"]) == 2
+    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", out, "--dataset", "market"]) == 2
     assert "instance norm" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def test_convert_then_test_reproduces_the_official_pipeline(case, tmp_path, tiny
     torch.save(official_file(state, file_layout), pth)
     converted = tmp_path / f"{case}.safetensors"
     assert main(["convert", "--arch", arch, "--input", str(pth), "--out", str(converted),
-                 *(["--preset", preset] if preset else [])]) == 0
+                 *(["--dataset", preset] if preset else [])]) == 0
     out = tmp_path / "generated"
     with caplog.at_level(logging.INFO, logger="posetransfer"):
         assert main(["test", "--checkpoint", str(converted), "--data", str(data), "--out", str(out)]) == 0
@@ -183,6 +183,6 @@ def test_converted_files_record_the_official_setting(tmp_path):
     assert contract.provenance == {"converted": "latest_net_netG.pth", "sha256": sha256_file(pth),
                                    "setting": "official PATN deepfashion (tengteng95/Pose-Transfer)"}
     torch.save(official_patn_state(norm="batch"), pth)
-    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", str(out), "--preset", "market"]) == 0
+    assert main(["convert", "--arch", "patn", "--input", str(pth), "--out", str(out), "--dataset", "market"]) == 0
     contract = read_generator_file(out).contract
     assert (contract.size, contract.heatmap, contract.sigma, contract.kind) == ((128, 64), "gaussian", 6.0, "market")

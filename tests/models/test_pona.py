@@ -19,7 +19,7 @@ def _set_gammas(model, value=0.5):
 
 @pytest.mark.parametrize("preset", ["market", "deepfashion"])
 def test_output_shape_and_range(preset, inputs):
-    g = build_generator("pona", preset=preset, **TINY)
+    g = build_generator("pona", dataset=preset, **TINY)
     image, src, tgt = inputs(preset, batch=1)
     out = g(image, src, tgt)
     assert out.shape == image.shape
@@ -28,9 +28,9 @@ def test_output_shape_and_range(preset, inputs):
 
 def test_parameter_counts_match_table_2():
     with torch.device("meta"):
-        three = build_generator("pona", preset="deepfashion")                 # released DeepFashion model
-        two_in = build_generator("pona", preset="deepfashion", n_blocks=2)
-        two_bn = build_generator("pona", preset="market", n_blocks=2)
+        three = build_generator("pona", dataset="deepfashion")                 # released DeepFashion model
+        two_in = build_generator("pona", dataset="deepfashion", n_blocks=2)
+        two_bn = build_generator("pona", dataset="market", n_blocks=2)
     assert count_parameters(three) == 34_329_356
     assert round(count_parameters(three) / 1e6, 2) == 34.33
     # Table II prints 23.31 M for 2 blocks: that is the batch-norm (Market-style) model; instance norm: 23.30 M
@@ -39,7 +39,7 @@ def test_parameter_counts_match_table_2():
 
 
 def test_official_module_names():
-    g = build_generator("pona", preset="deepfashion", **TINY)
+    g = build_generator("pona", dataset="deepfashion", **TINY)
     keys = set(g.state_dict())
     for name in ("att.0.query_conv.weight", "att.0.key_conv.weight", "att.0.value_conv.weight", "att.0.gamma",
                  "att.0.att2.query_conv.weight", "att.0.att2.gamma", "att.0.att2.beta",
@@ -51,7 +51,7 @@ def test_official_module_names():
 
 
 def test_gammas_start_at_zero_so_attention_paths_are_off(inputs):
-    g = build_generator("pona", preset="deepfashion", **TINY).eval()
+    g = build_generator("pona", dataset="deepfashion", **TINY).eval()
     assert all(b.gamma.item() == 0 and b.att2.gamma.item() == 0 and b.att2.beta.item() == 0 for b in g.att)
     image, src, tgt = inputs("market", batch=1)
     with torch.no_grad():
@@ -61,7 +61,7 @@ def test_gammas_start_at_zero_so_attention_paths_are_off(inputs):
 
 
 def test_attention_sdpa_equals_explicit_and_masks(inputs):
-    g = build_generator("pona", preset="market", **TINY).eval()
+    g = build_generator("pona", dataset="market", **TINY).eval()
     _set_gammas(g)
     image, src, tgt = inputs("market")
     with torch.no_grad():
@@ -84,10 +84,10 @@ def test_every_parameter_gets_a_gradient(inputs, grad_check):
 
 @pytest.mark.parametrize("flags", [{"self_attention": False}, {"cross_attention": False}])
 def test_ablation_switches(flags, inputs):
-    g = build_generator("pona", preset="market", **TINY, **flags).eval()
+    g = build_generator("pona", dataset="market", **TINY, **flags).eval()
     image, src, tgt = inputs("market", batch=1)
     out = g(image, src, tgt, return_extras=True)
     assert out.image.shape == image.shape
-    assert count_parameters(g) < count_parameters(build_generator("pona", preset="market", **TINY))
+    assert count_parameters(g) < count_parameters(build_generator("pona", dataset="market", **TINY))
     if "cross_attention" in flags:
         assert out.attention == []

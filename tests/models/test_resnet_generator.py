@@ -10,7 +10,7 @@ from posetransfer.models.registry import build_generator
 
 @pytest.mark.parametrize("preset", ["market", "deepfashion"])
 def test_output_shape(preset, inputs):
-    g = build_generator("resnet", preset=preset, ngf=8, n_blocks=2)
+    g = build_generator("resnet", dataset=preset, ngf=8, n_blocks=2)
     image, src, tgt = inputs(preset, batch=1)
     out = g(image, src, tgt, return_extras=True)
     assert out.image.shape == image.shape and out.attention == []
@@ -18,13 +18,13 @@ def test_output_shape(preset, inputs):
 
 def test_block_counts_of_the_ablation():
     with torch.device("meta"):
-        counts = [count_parameters(build_generator("resnet", preset="deepfashion", n_blocks=n)) for n in (5, 9, 13)]
+        counts = [count_parameters(build_generator("resnet", dataset="deepfashion", n_blocks=n)) for n in (5, 9, 13)]
     per_block = 2 * (3 * 3 * 256 * 256 + 256)
     assert counts[1] - counts[0] == counts[2] - counts[1] == 4 * per_block
 
 
 def test_pose_input_matters_and_gradients(inputs, grad_check):
-    g = build_generator("resnet", preset="market", ngf=8, n_blocks=2).train()
+    g = build_generator("resnet", dataset="market", ngf=8, n_blocks=2).train()
     image, src, tgt = inputs("market")
     grad_check(g, g(image, src, tgt).sum())
     g.eval()

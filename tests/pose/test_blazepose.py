@@ -15,12 +15,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-pytest.importorskip("mediapipe")
-
-from posetransfer.data.keypoints import JOINT_INDEX as J  # noqa: E402
-from posetransfer.errors import PoseError  # noqa: E402
-from posetransfer.pose import estimate_keypoints  # noqa: E402
-from posetransfer.pose.blazepose import BLAZEPOSE_TO_COCO18, landmarks_to_coco18  # noqa: E402
+from posetransfer.data.keypoints import JOINT_INDEX as J
+from posetransfer.errors import PoseError
+from posetransfer.pose import estimate_keypoints
+from posetransfer.pose.blazepose import BLAZEPOSE_TO_COCO18, landmarks_to_coco18
 
 LIMBS = ("r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
          "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle")

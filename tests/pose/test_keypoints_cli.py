@@ -11,9 +11,6 @@ from skimage import data
 from posetransfer.cli import main
 from posetransfer.data import keypoints as K
 
-pytest.importorskip("mediapipe")
-
-
 @pytest.fixture()
 def photos(tmp_path):
     folder = tmp_path / "photos"

@@ -60,6 +60,7 @@ def make_tiny_dataset(out: Path, identities: int = 3, poses: int = 3, seed: int 
     from PIL import Image
 
     from posetransfer.data import keypoints as K
+    from posetransfer.kinds import MARKET
     from posetransfer.data.synth import generate_dataset
     from posetransfer.io import read_image, save_image
 
@@ -72,7 +73,7 @@ def make_tiny_dataset(out: Path, identities: int = 3, poses: int = 3, seed: int 
         for name, kp in annotations.items():
             image = Image.fromarray(read_image(full / split / name)).resize((SIZE[1], SIZE[0]), Image.BILINEAR)
             save_image(out / split / name, np.asarray(image))
-            small[name] = K.rescale_keypoints(kp, K.MARKET_SIZE, SIZE)
+            small[name] = K.rescale_keypoints(kp, MARKET.size, SIZE)
         K.write_annotations(out / f"market-annotation-{split}.csv", small)
         shutil.copy(full / f"market-pairs-{split}.csv", out / f"market-pairs-{split}.csv")
     (out / "dataset.json").write_text(json.dumps({"kind": "market", "size": list(SIZE), "synthetic": True}))

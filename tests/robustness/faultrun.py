@@ -11,8 +11,8 @@ Each child then runs exactly what the console script runs: ``posetransfer.cli.ma
 Kill points (all in the child, by wrapping a library function; nothing in the trainer is changed):
 
 * ``call``     SIGKILL on the n-th call of a function, e.g. ``posetransfer.train.learning_rate`` (start of a
-               step), ``posetransfer.train._check_finite`` (after the forward pass, before backward),
-               ``posetransfer.train._clip`` (after backward, before the optimizer step),
+               step), ``posetransfer.training.step._check_finite`` (after the forward pass, before backward),
+               ``posetransfer.training.step._clip`` (after backward, before the optimizer step),
                ``posetransfer.checkpoint.sha256_file`` (checkpoint files written, manifest not yet);
 * ``partial``  the n-th safetensors file write (``posetransfer.modelfile``) stops after ``fraction`` of its
                bytes (torn write);
@@ -52,15 +52,13 @@ import posetransfer.data.dataset  # noqa: E402,F401
 import posetransfer.logging_utils  # noqa: E402
 import posetransfer.models.registry as registry  # noqa: E402
 import posetransfer.train  # noqa: E402
+import posetransfer.training.step  # noqa: E402
 
 # Warm the lazy imports a training run triggers (model files, tensorboard, torch._dynamo via Adam) in the
 # driver, so every forked child starts at once. Only tiny tensors are created: no parallel kernels run.
 registry.generator_names()
 torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-try:
-    import torch.utils.tensorboard  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+import torch.utils.tensorboard  # noqa: E402,F401
 
 
 def _die() -> None:
@@ -151,8 +149,8 @@ def install_fault(fault: dict) -> None:
 
         setattr(module, attr, wrapped)
     elif kind == "nan_grad":
-        train_mod = posetransfer.train
-        real_clip = train_mod._clip
+        step_mod = posetransfer.training.step
+        real_clip = step_mod._clip
 
         def clip(scaler, optimizer, params, max_norm):
             if hit():
@@ -160,7 +158,7 @@ def install_fault(fault: dict) -> None:
                 grads[0].grad.fill_(float("nan"))
             return real_clip(scaler, optimizer, params, max_norm)
 
-        train_mod._clip = clip
+        step_mod._clip = clip
     elif kind in ("unlink", "garble"):
         train_mod = posetransfer.train
         real_lr = train_mod.learning_rate

@@ -31,9 +31,9 @@ KEEP = 3
 KILL_POINTS = {
     "kill at the start of a step": lambda r: {"kind": "call", "target": "posetransfer.train.learning_rate",
                                               "nth": r.randint(1, 4)},
-    "kill after forward, before backward": lambda r: {"kind": "call", "target": "posetransfer.train._check_finite",
+    "kill after forward, before backward": lambda r: {"kind": "call", "target": "posetransfer.training.step._check_finite",
                                                       "nth": r.randint(1, 7)},
-    "kill after backward, before optimizer step": lambda r: {"kind": "call", "target": "posetransfer.train._clip",
+    "kill after backward, before optimizer step": lambda r: {"kind": "call", "target": "posetransfer.training.step._clip",
                                                              "nth": r.randint(1, 9)},
     "kill mid-write of a safetensors file (torn file)": lambda r: {"kind": "partial", "nth": r.randint(1, 6),
                                                                    "fraction": round(r.uniform(0.02, 0.98), 3)},

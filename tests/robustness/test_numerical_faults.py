@@ -37,9 +37,9 @@ def runs(tiny_data, tmp_path_factory):
         {"name": "reference", "argv": _argv(tiny_data, work / "reference")},
         # injected: the generator's L1 term is NaN at step 5, the discriminator loss is inf at step 3
         {"name": "nan_g", "argv": _argv(tiny_data, work / "nan_g"), "inspect": str(work / "nan_g"),
-         "faults": [{"kind": "nan", "target": "posetransfer.train.l1", "nth": 5}]},
+         "faults": [{"kind": "nan", "target": "posetransfer.training.step.l1", "nth": 5}]},
         {"name": "inf_d", "argv": _argv(tiny_data, work / "inf_d"), "inspect": str(work / "inf_d"),
-         "faults": [{"kind": "nan", "target": "posetransfer.train.discriminator_adversarial", "nth": 3,
+         "faults": [{"kind": "nan", "target": "posetransfer.training.step.discriminator_adversarial", "nth": 3,
                      "value": "inf"}]},
         # a finite loss but a NaN gradient in the G step of step 4 (a checkpoint step): G's _clip call of step k
         # is call 3(k-1)+1 (one G and two D optimizer steps per iteration)

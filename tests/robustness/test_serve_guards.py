@@ -15,7 +15,6 @@ import io
 import json
 import socket
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -37,7 +37,7 @@ overlaps the next render. Measured speeds: README (Datasets) and benchmarks/resu
 
 The modules, bottom layer first (each imports only those above it in this list):
 
-* :mod:`.kinds`: market | fashion and their frame sizes.
+* :mod:`.kinds`: the kind (market | fashion, :mod:`posetransfer.kinds`) of a kind name or a free size.
 * :mod:`.sampling`: seeds, the independent random streams, pre-drawn scalars, random colours.
 * :mod:`.appearance`: :class:`Identity` and :class:`Garment`, sampled once per person.
 * :mod:`.vecmath`: 3-vectors and rotations in plain floats.
@@ -50,17 +50,17 @@ The modules, bottom layer first (each imports only those above it in this list):
 from __future__ import annotations
 
 from .appearance import Garment, Identity, sample_identity
-from .kinds import KINDS, SIZES
+from .kinds import KINDS
 from .person import render_person, render_rig
 from .rig import FAMILIES, VIEWS, PoseParams, sample_pose
 from .sampling import Draws
 from .scene import Scene, render_background, sample_scene
-from .writer import (FORMAT_VERSION, GENERATOR_TAG, JPEG_QUALITY, MAX_IDENTITIES, PREFIXES, encode_jpeg,
+from .writer import (FORMAT_VERSION, GENERATOR_TAG, JPEG_QUALITY, MAX_IDENTITIES, encode_jpeg,
                      generate_dataset, is_synth_dataset, make_identity, make_scene, plan_identity,
                      render_dataset_image, render_identity, write_identity)
 
 __all__ = [
-    "FAMILIES", "FORMAT_VERSION", "GENERATOR_TAG", "JPEG_QUALITY", "KINDS", "MAX_IDENTITIES", "PREFIXES", "SIZES",
+    "FAMILIES", "FORMAT_VERSION", "GENERATOR_TAG", "JPEG_QUALITY", "KINDS", "MAX_IDENTITIES",
     "VIEWS", "Draws", "Garment", "Identity", "PoseParams", "Scene", "encode_jpeg", "generate_dataset",
     "is_synth_dataset", "make_identity", "make_scene", "plan_identity", "render_background",
     "render_dataset_image", "render_identity", "render_person", "render_rig", "sample_identity", "sample_pose",

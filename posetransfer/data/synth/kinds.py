@@ -1,36 +1,30 @@
-"""The two dataset kinds the generator writes and their frame sizes.
+"""Which dataset kind the generator renders for a kind name or a free (H, W) size.
 
 Why a module of its own: every layer (appearance, poses, scenes, the writer) checks the kind it is given,
-and the renderer also accepts a free (H, W) size; one place turns both into (kind, (H, W)).
+and the renderer also accepts a free (H, W) size; one place turns both into (kind, (H, W)). The kinds
+themselves (names, aliases, frame sizes, CSV prefixes) are :mod:`posetransfer.kinds`'.
 """
 from __future__ import annotations
 
-from ...errors import DataError
-from .. import keypoints as K
+from typing import Any
 
-KINDS = ("market", "fashion")
-SIZES: dict[str, tuple[int, int]] = {"market": K.MARKET_SIZE, "fashion": K.FASHION_SIZE}
+from ...errors import DataError
+from ...kinds import KIND_NAMES, parse_kind, parse_size
+
+KINDS = KIND_NAMES
+#: free sizes of this many rows or more are sampled as DeepFashion people (full-body studio shots)
+FASHION_MIN_ROWS = 192
 
 
 def check_kind(kind: str) -> str:
-    """``kind`` normalised to market | fashion (``deepfashion`` and the dataset's ``fasion`` spelling too)."""
-    k = str(kind).strip().lower()
-    if k in ("deepfashion", "fasion"):
-        k = "fashion"
-    if k not in KINDS:
-        raise DataError(f"unknown synthetic dataset size {kind!r} (market or fashion)")
-    return k
+    """``kind`` normalised to market | fashion (any spelling :func:`posetransfer.kinds.parse_kind` accepts)."""
+    return parse_kind(kind, what="synthetic dataset size").name
 
 
-def resolve_size(size) -> tuple[str, tuple[int, int]]:
+def resolve_size(size: Any) -> tuple[str, tuple[int, int]]:
     """(kind, (H, W)) of a kind name or of an (H, W) pair (192 rows or more: people sampled as for fashion)."""
     if isinstance(size, str):
-        kind = check_kind(size)
-        return kind, SIZES[kind]
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise DataError(f"size must be 'market', 'fashion' or (H, W), got {size!r}") from None
-    if h < 32 or w < 16:
-        raise DataError(f"size must be at least 32x16, got {h}x{w}")
-    return ("fashion" if h >= 192 else "market"), (h, w)
+        kind = parse_kind(size, what="synthetic dataset size")
+        return kind.name, kind.size
+    h, w = parse_size(size, where="synthetic image size", error=DataError, minimum=(32, 16))
+    return ("fashion" if h >= FASHION_MIN_ROWS else "market"), (h, w)

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ... import skeleton as S
 from ...errors import DataError
 from .. import keypoints as K
 from .appearance import Identity, sample_identity
@@ -160,8 +161,8 @@ def _face_dots(cv: Canvas, rig: Rig, skin: np.ndarray) -> None:
     """Eyes and mouth of a small head as single shaded pixels, where the head is on top and they face us."""
     dark = (0.1, 0.07, 0.06)
     lips = (0.6 * float(skin[0]), 0.35 * float(skin[1]), 0.35 * float(skin[2]))
-    marks = [(K.JOINT_NAMES[14], rig.face_visible.get(14, True), dark, 0.6),
-             (K.JOINT_NAMES[15], rig.face_visible.get(15, True), dark, 0.6),
+    marks = [(S.JOINT_NAMES[14], rig.face_visible.get(14, True), dark, 0.6),
+             (S.JOINT_NAMES[15], rig.face_visible.get(15, True), dark, 0.6),
              ("mouth", dot(rig.cam_head[2], normalize(MOUTH)) > 0.35, lips, 0.5)]
     skin_mean = max(1e-3, float(skin.sum()))
     for name, seen, colour, strength in marks:
@@ -308,14 +309,14 @@ def _queue_limbs(rig: Rig, ident: Identity, detail: bool, torso_key: float, skin
 def _rig_keypoints(rig: Rig, cv: Canvas) -> np.ndarray:
     """(18, 2) int (y, x) keypoints of the drawn figure, -1 where hidden or outside the image."""
     h, w = cv.h, cv.w
-    kp = np.rint(rig.pts[:K.NUM_JOINTS, ::-1]).astype(np.int64)
+    kp = np.rint(rig.pts[:S.NUM_JOINTS, ::-1]).astype(np.int64)
     for j, (y, x) in enumerate(kp.tolist()):
         if not (0 <= y < h and 0 <= x < w):
-            kp[j] = K.MISSING
+            kp[j] = S.MISSING
         elif j in FACE_POINTS and not rig.face_visible.get(j, True):
-            kp[j] = K.MISSING
+            kp[j] = S.MISSING
         elif j in _VISIBLE_ON and cv.part_at(y, x) not in _VISIBLE_ON[j]:
-            kp[j] = K.MISSING
+            kp[j] = S.MISSING
     return kp
 
 
@@ -367,7 +368,7 @@ def render_person(person: np.random.Generator | int | Identity | None = None,
     else:
         d = draws(person)
         ident = sample_identity(d, kind)
-    if isinstance(pose, np.ndarray) or (isinstance(pose, (list, tuple)) and len(pose) == K.NUM_JOINTS):
+    if isinstance(pose, np.ndarray) or (isinstance(pose, (list, tuple)) and len(pose) == S.NUM_JOINTS):
         if scene is None and background is None and d is not None:
             scene = sample_scene(d, kind)
         return _render_from_keypoints(ident, np.asarray(pose), hw, scene, background)

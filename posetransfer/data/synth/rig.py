@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ... import skeleton as S
 from ...errors import PoseError
 from .. import keypoints as K
 from .appearance import Identity
@@ -201,7 +202,7 @@ SPINE, UPPER_ARM, FOREARM, HAND, THIGH, SHIN, FOOT = 0.29, 0.165, 0.145, 0.085, 
 _EXTRA = ("head", "r_hand", "l_hand", "r_heel", "r_toe", "l_heel", "l_toe", "hair_top", "hair_end", "bun",
           "pack", "hip_c", "waist", "mouth")
 MOUTH: Vec = (0.0, -0.5, 0.87)
-POINT_NAMES = K.JOINT_NAMES + _EXTRA
+POINT_NAMES = S.JOINT_NAMES + _EXTRA
 POINT_INDEX = {name: i for i, name in enumerate(POINT_NAMES)}
 #: Face points on the unit head sphere (head frame: x = the person's left, y = up, z = forward) and the
 #: minimum camera-facing component of their normal for them to count as visible.
@@ -361,11 +362,11 @@ def rig_from_keypoints(ident: Identity, kp: np.ndarray) -> KeypointRig:
     whose joints are missing stay NaN, so the parts they end are not drawn.
     """
     miss = K.missing_mask(kp).tolist()
-    ix = K.JOINT_INDEX
+    ix = S.JOINT_INDEX
     if miss[ix["r_hip"]] or miss[ix["l_hip"]] or (miss[ix["neck"]] and (miss[ix["r_shoulder"]] or
                                                                          miss[ix["l_shoulder"]])):
         raise PoseError("render_person: the keypoints need both hips and the neck or both shoulders")
-    pts = {name: (float(kp[j, 1]), float(kp[j, 0])) for j, name in enumerate(K.JOINT_NAMES) if not miss[j]}
+    pts = {name: (float(kp[j, 1]), float(kp[j, 0])) for j, name in enumerate(S.JOINT_NAMES) if not miss[j]}
     hip_c = ((pts["r_hip"][0] + pts["l_hip"][0]) / 2, (pts["r_hip"][1] + pts["l_hip"][1]) / 2)
     if "neck" not in pts:
         pts["neck"] = ((pts["r_shoulder"][0] + pts["l_shoulder"][0]) / 2,

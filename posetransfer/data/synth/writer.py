@@ -23,7 +23,8 @@ from ...errors import DataError, OutputError
 from ...io import BackgroundWriter, os_error_reason, write_json
 from .. import keypoints as K
 from .appearance import Identity, sample_identity
-from .kinds import SIZES, check_kind
+from ...kinds import KINDS, parse_kind
+from .kinds import check_kind
 from .person import render_rig
 from .rig import VIEW_PROBS, VIEWS, sample_pose
 from .sampling import STREAM_IDENTITY, STREAM_PLAN, STREAM_POSE, STREAM_SCENE, Draws
@@ -31,7 +32,6 @@ from .scene import Scene, sample_scene
 
 log = logging.getLogger(__name__)
 
-PREFIXES: dict[str, str] = {"market": "market", "fashion": "fasion-resize"}
 GENERATOR_TAG = "posetransfer.synth"
 FORMAT_VERSION = 1
 JPEG_QUALITY = 95
@@ -99,7 +99,7 @@ def render_dataset_image(seed: int, kind: str, identity: int, pose_index: int, v
     if scene is None:
         scene = make_scene(seed, kind, identity, camera)
     pose = sample_pose(Draws(np.random.default_rng([seed, STREAM_POSE, identity, pose_index])), kind, view=view)
-    return render_rig(ident, pose, SIZES[kind], scene=scene)
+    return render_rig(ident, pose, parse_kind(kind).size, scene=scene)
 
 
 def make_scene(seed: int, kind: str, identity: int, camera: int) -> Scene:
@@ -164,7 +164,7 @@ def write_identity(job: tuple, writer: BackgroundWriter | None = None) -> list[t
 def _synth_entries() -> set[str]:
     """The names a synthetic dataset folder may hold (either kind's CSV prefix)."""
     names = {"train", "test", "dataset.json"}
-    for prefix in PREFIXES.values():
+    for prefix in (k.prefix for k in KINDS):
         names |= {f"{prefix}-{what}-{split}.csv" for what in ("annotation", "pairs") for split in ("train", "test")}
     return names
 
@@ -223,11 +223,11 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
 
     ``identities`` people × ``poses`` images each. The last ``test_identities`` people (default 20%, at
     least 1) form the test split, the others the train split, so the splits share no identity. Pairs are
-    all ordered pairs of two images of one person (``prepare.build_pairs``); ``test_pairs`` keeps a seeded
+    all ordered pairs of two images of one person (``layout.build_pairs``); ``test_pairs`` keeps a seeded
     sample of the test pairs. The same ``seed`` gives byte-identical files whatever ``workers`` is.
     ``out`` must be new, empty or an earlier synthetic dataset (replaced) unless ``overwrite``.
     """
-    from ..prepare import build_pairs
+    from ..layout import build_pairs
 
     kind = check_kind(size)
     identities = _check_int(identities, "identities", 2)
@@ -262,7 +262,7 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
         with contextlib.closing(_run_jobs(jobs, workers)) as results:   # no file written after the clean-up
             for i, rows in enumerate(results):
                 annotations[split_of[i]].update(rows)
-        prefix = PREFIXES[kind]
+        prefix = parse_kind(kind).prefix
         for split in ("train", "test"):
             ann = annotations[split]
             K.write_annotations(tmp / f"{prefix}-annotation-{split}.csv", ann)
@@ -271,7 +271,7 @@ def generate_dataset(out: str | os.PathLike, size: str = "market", identities: i
                 raise DataError(f"{out}: no {split} pairs (no person has two images with both hips and shoulders)")
             K.write_pairs(tmp / f"{prefix}-pairs-{split}.csv", pairs)
             pair_counts[split] = len(pairs)
-        h, w = SIZES[kind]
+        h, w = parse_kind(kind).size
         write_json(tmp / "dataset.json", {
             "kind": kind, "size": [h, w], "synthetic": True, "generator": GENERATOR_TAG,
             "format_version": FORMAT_VERSION, "seed": seed, "identities": identities, "poses": poses,
