@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The issue-22 "done when" check: `posetransfer demo` (its default, fixed and seeded schedule) once on a machine
 # as quiet as it gets and once with one CPU-bound process beside it; both must beat copying the source on SSIM
-# and L1. Writes each run's folder under OUT (default /tmp/posetransfer-demo-runs) and prints one line per run
-# (the figures benchmarks/results/demo_runs.md records) to stdout and OUT/summary.tsv.
+# and L1. Writes each run's folder under OUT (default /tmp/posetransfer-demo-runs), one line per run to stdout and
+# OUT/summary.tsv, and the table of every run in OUT/summary.tsv to OUT/demo_runs.md (the format of
+# benchmarks/results/demo_runs.md).
 #
 #   bash benchmarks/demo_runs.sh [OUT]          # about 8 + 12 minutes on an idle 2-core CPU
 #
@@ -14,7 +15,7 @@ OUT=${1:-/tmp/posetransfer-demo-runs}
 POSETRANSFER=${POSETRANSFER:-posetransfer}
 PYTHON=${PYTHON:-python3}
 LOCK=${LOCK:-/tmp/posetransfer-bench.lock}
-RUNS=${RUNS:-"quiet hog"}
+RUNS=${RUNS-"quiet hog"}
 mkdir -p "$OUT"
 # hold the bench lock for both runs (taken before any clock starts: waiting for it is not the demo's time)
 exec 9>>"$LOCK"
@@ -51,3 +52,13 @@ EOF
 }
 
 for run in $RUNS; do one_run "$run"; done
+
+{
+    echo "| run | started (UTC) | load average before → after (1, 5, 15 min) | wall (s) | steps | trained SSIM / L1 |" \
+         "copy source SSIM / L1 | untrained SSIM / L1 | beats both on both |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    tail -n +2 "$summary" | while IFS=$'\t' read -r run started before after wall steps ms ml cs cl us ul passed; do
+        echo "| $run | $started | $before → $after | $wall | $steps | $ms / $ml | $cs / $cl | $us / $ul | $passed |"
+    done
+} > "$OUT/demo_runs.md"
+cat "$OUT/demo_runs.md"
