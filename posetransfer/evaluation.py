@@ -157,15 +157,31 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
             bar.update(len(batch))
     finally:
         bar.close()
-    resolutions, resized = loader.resolutions, loader.resized
+    resolutions = loader.resolutions
 
     values, details = scorer.finish()
     if "fid" in active:
         values["fid"], details["fid"] = _fid(run, engines, prot, root, fid_real_dir, resolutions, size,
                                              cache_dir, use_cache, batch_size, progress)
 
-    elapsed = time.perf_counter() - started
-    results = {
+    results = _results_document(
+        label=label, prot=prot, root=root, kind=kind, size=size, pairs=pairs, annotation_csv=annotation_csv,
+        pairs_csv=pairs_csv, generated_dir=generated_dir, matching=matching, items=items, loader=loader,
+        strip_panels=strip_panels, reference=reference, values=values, details=details, engines=engines,
+        names=names, pad=pad, batch_size=batch_size, device=device, limit=limit,
+        elapsed=time.perf_counter() - started)
+    if out is not None:
+        write_json(out, results)
+    return results
+
+
+def _results_document(*, label, prot, root: Path, kind: str, size, pairs, annotation_csv, pairs_csv, generated_dir,
+                      matching, items, loader, strip_panels: int, reference: str, values: dict, details: dict,
+                      engines, names, pad, batch_size: int, device: str, limit: int | None,
+                      elapsed: float) -> dict:
+    """The results JSON of :func:`evaluate`: metrics plus everything needed to tell how they were computed."""
+    resolutions, resized = loader.resolutions, loader.resized
+    return {
         "posetransfer_eval": 1,
         "label": label,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -192,9 +208,6 @@ def evaluate(generated_dir: str | os.PathLike, data_root: str | os.PathLike, pro
         "timing": {"seconds": round(elapsed, 2),
                    "images_per_second": round(len(items) / elapsed, 2) if elapsed else None},
     }
-    if out is not None:
-        write_json(out, results)
-    return results
 
 
 def _kept_items(items: list[GeneratedFile]) -> dict[str, set]:

@@ -172,23 +172,8 @@ class Gallery:
         return image, Pose(self.poses[name], image.shape[:2], name)
 
 
-def create_app(model: InferenceModel, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT,
-               allowed_hosts: set[str] | None = None) -> FastAPI:
-    """The FastAPI application (also used by the tests through ``TestClient``).
-
-    ``allowed_hosts``: the ``Host`` names answered (:func:`allowed_host_names`; :func:`serve` passes them);
-    None answers any name.
-    """
-    app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None,
-                  max_body_size=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)   # counted while the body streams in
-    if allowed_hosts is not None:
-        app.add_middleware(HostAllowList, names=allowed_hosts)
-    gallery = Gallery(model, Path(data) if data else None, gallery_limit)
-    pose_lock = threading.Lock()
-    app.state.model = model
-    app.state.gallery = gallery
-    app.state.requests = 0
-
+def _install_guards(app: FastAPI) -> None:
+    """The upload size limit and the error handlers: every failure answers ``{"error": one line}``."""
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         length = request.headers.get("content-length")
@@ -223,6 +208,69 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
         log.exception("request failed")
         return JSONResponse({"error": f"internal error ({exc.__class__.__name__})"}, status_code=500)
 
+
+def _transfer(model: InferenceModel, gallery: "Gallery", pose_lock: threading.Lock, image: UploadFile | None,
+              sample: str | None, target_keypoints: str, source_keypoints: str | None) -> dict:
+    """``POST /api/transfer``: the uploaded photo (or a gallery sample) in the target pose, as data URLs."""
+    started = time.perf_counter()
+    target = parse_keypoints_field(target_keypoints, "target_keypoints")
+    if target is None or int((~K.missing_mask(target)).sum()) == 0:
+        raise RequestError(400, "target_keypoints: no joint given")
+    target = K.validate_keypoints(target, model.frame, where="target_keypoints") \
+        if _inside(target, model.frame) else _clip_missing(target, model.frame)
+    if image is not None and image.filename:
+        data = image.file.read(MAX_UPLOAD_BYTES + 1)
+        photo = decode_upload(data, image.filename or "upload")
+        given = parse_keypoints_field(source_keypoints, "source_keypoints")
+        where = image.filename or "upload"
+        if given is not None:
+            pose = Pose(given, photo.shape[:2], where)
+        else:
+            try:
+                with pose_lock:
+                    pose = estimate_pose(photo, where)
+            except PoseError as exc:
+                raise RequestError(422, str(exc)) from None
+    elif sample:
+        photo, pose = gallery.sample(sample)
+    else:
+        raise RequestError(400, "no photo: upload an image or choose a sample")
+    try:
+        result = model.transfer(photo, target, pose)
+    except PoseError as exc:
+        raise RequestError(422, str(exc)) from None
+    except PosetransferError as exc:
+        raise RequestError(400, str(exc)) from None
+    generated, prepared = result.model_image, result.source
+    attention = None
+    if result.output.attention:
+        attention = data_url(viz.attention_figure(prepared.image, viz.pose_image(target, model.frame),
+                                                  result.output.attention, generated))
+    return {"image": data_url(generated), "source": data_url(prepared.image), "attention": attention,
+            "source_keypoints": prepared.keypoints.tolist(), "crop_box": prepared.box.to_json(),
+            "arch": model.arch, "size": list(model.frame),
+            "milliseconds": round(1000 * (time.perf_counter() - started), 1)}
+
+
+def create_app(model: InferenceModel, data: str | Path | None = None, gallery_limit: int = GALLERY_LIMIT,
+               allowed_hosts: set[str] | None = None) -> FastAPI:
+    """The FastAPI application (also used by the tests through ``TestClient``).
+
+    ``allowed_hosts``: the ``Host`` names answered (:func:`allowed_host_names`; :func:`serve` passes them);
+    None answers any name.
+    """
+    app = FastAPI(title="posetransfer demo", docs_url=None, redoc_url=None, openapi_url=None,
+                  max_body_size=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)   # counted while the body streams in
+    if allowed_hosts is not None:
+        app.add_middleware(HostAllowList, names=allowed_hosts)
+    gallery = Gallery(model, Path(data) if data else None, gallery_limit)
+    pose_lock = threading.Lock()
+    app.state.model = model
+    app.state.gallery = gallery
+    app.state.requests = 0
+
+    _install_guards(app)
+
     @app.get("/")
     def index():
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -249,45 +297,8 @@ def create_app(model: InferenceModel, data: str | Path | None = None, gallery_li
     @app.post("/api/transfer")
     def transfer(image: UploadFile | None = File(None), sample: str | None = Form(None),
                  target_keypoints: str = Form(...), source_keypoints: str | None = Form(None)):
-        started = time.perf_counter()
         app.state.requests += 1
-        target = parse_keypoints_field(target_keypoints, "target_keypoints")
-        if target is None or int((~K.missing_mask(target)).sum()) == 0:
-            raise RequestError(400, "target_keypoints: no joint given")
-        target = K.validate_keypoints(target, model.frame, where="target_keypoints") \
-            if _inside(target, model.frame) else _clip_missing(target, model.frame)
-        if image is not None and image.filename:
-            data = image.file.read(MAX_UPLOAD_BYTES + 1)
-            photo = decode_upload(data, image.filename or "upload")
-            given = parse_keypoints_field(source_keypoints, "source_keypoints")
-            where = image.filename or "upload"
-            if given is not None:
-                pose = Pose(given, photo.shape[:2], where)
-            else:
-                try:
-                    with pose_lock:
-                        pose = estimate_pose(photo, where)
-                except PoseError as exc:
-                    raise RequestError(422, str(exc)) from None
-        elif sample:
-            photo, pose = gallery.sample(sample)
-        else:
-            raise RequestError(400, "no photo: upload an image or choose a sample")
-        try:
-            result = model.transfer(photo, target, pose)
-        except PoseError as exc:
-            raise RequestError(422, str(exc)) from None
-        except PosetransferError as exc:
-            raise RequestError(400, str(exc)) from None
-        generated, prepared = result.model_image, result.source
-        attention = None
-        if result.output.attention:
-            attention = data_url(viz.attention_figure(prepared.image, viz.pose_image(target, model.frame),
-                                                      result.output.attention, generated))
-        return {"image": data_url(generated), "source": data_url(prepared.image), "attention": attention,
-                "source_keypoints": prepared.keypoints.tolist(), "crop_box": prepared.box.to_json(),
-                "arch": model.arch, "size": list(model.frame),
-                "milliseconds": round(1000 * (time.perf_counter() - started), 1)}
+        return _transfer(model, gallery, pose_lock, image, sample, target_keypoints, source_keypoints)
 
     return app
 
