@@ -63,7 +63,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
 from .winograd import WinogradConv2d
-from .winograd import eligible as winograd_eligible
+from .winograd import pays as winograd_pays
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ def _packable(conv: nn.Module) -> bool:
 
 def _packed(conv: nn.Module, activation: str = "none", winograd: bool = False) -> nn.Module:
     """The fast replacement of one convolution: Winograd for wide 3×3 ones (when asked), else packed oneDNN."""
-    if winograd and winograd_eligible(conv) and activation in ("none", "relu"):
+    if winograd and winograd_pays(conv) and activation in ("none", "relu"):
         return WinogradConv2d(conv, activation, product=PackedConv2d)
     return PackedConv2d(conv, activation)
 
