@@ -23,7 +23,7 @@
   computes the same softmax(QKᵀ)V a block of query rows at a time (the arithmetic of every row is
   unchanged, so results are identical to the explicit product), ``"padded"`` zero-pads the query/key
   width so the flash kernel applies (zero columns add nothing to QKᵀ);
-* on CPU, computes the wide 3×3 convolutions (≥ 128 channels in and out, PATN's blocks) with Winograd
+* on CPU, computes the wide 3×3 convolutions (:func:`~posetransfer.models.winograd.pays`: PATN's 512-input blocks) with Winograd
   F(2×2, 3×3) (:mod:`posetransfer.models.winograd`: 2.25× fewer multiplications, the tile products as one
   pre-packed grouped 1×1 oneDNN convolution; ``winograd=False`` keeps the direct kernel). By default only
   where the OpenMP pool waits passively (:func:`posetransfer.runtime.waits_passively`): its transforms are

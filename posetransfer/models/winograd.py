@@ -20,8 +20,8 @@ that large costs page faults. Results equal the direct convolution up to float32
 PATN's activations; the transforms' coefficients are exact in binary).
 
 Used by :func:`posetransfer.models.fast.optimize_for_inference` for 3×3, stride-1 convolutions, unpadded
-(PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels, where it is
-measured faster; smaller convolutions keep the direct kernel.
+(PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels (what it can replace, :func:`eligible`) and
+wide enough to pay (:func:`pays`); the others keep the direct kernel.
 """
 from __future__ import annotations
 
