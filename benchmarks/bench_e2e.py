@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_official import add_output_arguments, build_case, finish, save_partial  # noqa: E402
 
 from posetransfer import bench  # noqa: E402
+from posetransfer.kinds import parse_size  # noqa: E402
 from posetransfer.data.dataset import PairDataset  # noqa: E402
 from posetransfer.modelfile import save_generator  # noqa: E402
 from posetransfer.models.fast import prepare_for_inference  # noqa: E402
@@ -100,7 +101,7 @@ def main() -> None:
             sigma = contract.sigma if contract else 6.0
             fast, info = prepare_for_inference(ours)
             for batch in args.batch:
-                row = {"arch": arch, "preset": preset, "size": list(bench.SIZES[preset]), "batch": batch,
+                row = {"arch": arch, "preset": preset, "size": list(parse_size(preset)), "batch": batch,
                        "pairs": pairs, "loadavg_start": [round(x, 2) for x in os.getloadavg()], "fast_path": info}
                 cmd = [*CLI, "test", "--checkpoint", str(ckpt), "--data", str(data), "--limit", str(pairs),
                        "--batch-size", str(batch)]

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from posetransfer import bench
+from posetransfer.kinds import parse_size
 from posetransfer.models.fast import prepare_for_inference
 from posetransfer.models.official import convert_generator_state
 from posetransfer.runtime import effective_wait_policy
@@ -133,7 +134,7 @@ def run_case(arch: str, preset: str, batches: list[int], repos, loads: list[str]
              min_time: float) -> list[dict]:
     official, ours = build_case(arch, preset, repos)
     fast, info = prepare_for_inference(ours)
-    size = bench.SIZES[preset]
+    size = parse_size(preset)
     rows = []
     for batch in batches:
         src, smap, tmap = bench.make_inputs(size, batch)

@@ -32,6 +32,7 @@ from bench_e2e import dataset  # noqa: E402
 from bench_official import add_output_arguments, build_case, finish, save_partial  # noqa: E402
 
 from posetransfer import bench  # noqa: E402
+from posetransfer.kinds import parse_size  # noqa: E402
 from posetransfer.data.dataset import PairDataset  # noqa: E402
 from posetransfer.export import OnnxGenerator, export_generator  # noqa: E402
 from posetransfer.io import tensor_range_to_image  # noqa: E402
@@ -92,7 +93,7 @@ def main() -> None:
         data = dataset(args.work, preset, args.calibration + args.quality_pairs)
         for arch in args.models:
             _, model = build_case(arch, preset, {})
-            size = bench.SIZES[preset]
+            size = parse_size(preset)
             fp32 = args.work / f"{arch}_{preset}.onnx"
             report = export_generator(model, fp32, "onnx", size)
             calibration = pair_batches(data, args.calibration, 4)

@@ -23,7 +23,7 @@
   computes the same softmax(QKᵀ)V a block of query rows at a time (the arithmetic of every row is
   unchanged, so results are identical to the explicit product), ``"padded"`` zero-pads the query/key
   width so the flash kernel applies (zero columns add nothing to QKᵀ);
-* on CPU, computes the wide 3×3 convolutions (≥ 128 channels in and out, PATN's blocks) with Winograd
+* on CPU, computes the wide 3×3 convolutions (:func:`~posetransfer.models.winograd.pays`: PATN's 512-input blocks) with Winograd
   F(2×2, 3×3) (:mod:`posetransfer.models.winograd`: 2.25× fewer multiplications, the tile products as one
   pre-packed grouped 1×1 oneDNN convolution; ``winograd=False`` keeps the direct kernel). By default only
   where the OpenMP pool waits passively (:func:`posetransfer.runtime.waits_passively`): its transforms are
@@ -63,7 +63,7 @@ from torch.overrides import TorchFunctionMode
 from ..errors import ModelError
 from .base import Generator, GeneratorOutput
 from .winograd import WinogradConv2d
-from .winograd import eligible as winograd_eligible
+from .winograd import pays as winograd_pays
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +234,13 @@ class ChannelsLastInstanceNorm(nn.Module):
     Why: ``F.instance_norm`` normalises an NCHW view, so a channels-last input is copied to NCHW and its
     output comes back NCHW — and the next (channels-last) convolution copies it back: two layout copies per
     norm, which cost more than the fast path gains on instance-norm models (GFLA, the part-flow model, the
-    DeepFashion presets). Here the statistics are one reduction over the H·W rows of the (N, H·W, C) view
-    and the normalisation one fused multiply-add (``addcmul``), the ReLU that follows done in place: the
-    output stays channels-last. Same statistics (biased variance, ``eps``); falls back to the module it
-    replaces for other layouts, devices, dtypes and autograd.
+    DeepFashion presets). The instance norm of *one* sample is exactly the training-mode batch norm of a
+    batch of one (statistics over H·W per channel, biased variance, same ``eps``), and ATen's batch norm
+    has a vectorised channels-last kernel that keeps the layout; so each sample goes through it and lands
+    in one channels-last output, the ReLU that follows done in place. (A reduction over the H·W rows of the
+    (N, H·W, C) view — ``var_mean(dim=1)`` — is a strided reduction that ran 2-5× slower than torch's own
+    NCHW instance norm; the per-sample batch norm is not.) Falls back to the module it replaces for other
+    layouts, devices, dtypes and autograd.
     """
 
     def __init__(self, norm: nn.InstanceNorm2d, relu: bool = False) -> None:
@@ -256,18 +259,15 @@ class ChannelsLastInstanceNorm(nn.Module):
         if not usable:
             y = self.norm(x)
             return F.relu(y) if self.relu else y
-        rows = x.permute(0, 2, 3, 1).view(n, h * w, c)
-        var, mean = torch.var_mean(rows, dim=1, keepdim=True, correction=0)
-        scale = torch.rsqrt(var + self.norm.eps)
-        if self.norm.affine:
-            scale = scale * self.norm.weight
-        shift = -mean * scale
-        if self.norm.affine:
-            shift = shift + self.norm.bias
-        y = torch.addcmul(shift, rows, scale)
-        if self.relu:
-            y.relu_()
-        return y.view(n, h, w, c).permute(0, 3, 1, 2)
+        weight, bias = (self.norm.weight, self.norm.bias) if self.norm.affine else (None, None)
+        if n == 1:
+            y = F.batch_norm(x, None, None, weight, bias, training=True, eps=self.norm.eps)
+        else:
+            y = torch.empty_like(x)
+            for i in range(n):
+                y[i:i + 1].copy_(F.batch_norm(x[i:i + 1], None, None, weight, bias, training=True,
+                                              eps=self.norm.eps))
+        return y.relu_() if self.relu else y
 
 
 def _cl_instance_norm(norm: nn.Module) -> bool:
@@ -377,7 +377,7 @@ def _packable(conv: nn.Module) -> bool:
 
 def _packed(conv: nn.Module, activation: str = "none", winograd: bool = False) -> nn.Module:
     """The fast replacement of one convolution: Winograd for wide 3×3 ones (when asked), else packed oneDNN."""
-    if winograd and winograd_eligible(conv) and activation in ("none", "relu"):
+    if winograd and winograd_pays(conv) and activation in ("none", "relu"):
         return WinogradConv2d(conv, activation, product=PackedConv2d)
     return PackedConv2d(conv, activation)
 

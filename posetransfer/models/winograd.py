@@ -20,8 +20,8 @@ that large costs page faults. Results equal the direct convolution up to float32
 PATN's activations; the transforms' coefficients are exact in binary).
 
 Used by :func:`posetransfer.models.fast.optimize_for_inference` for 3×3, stride-1 convolutions, unpadded
-(PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels, where it is
-measured faster; smaller convolutions keep the direct kernel.
+(PATN's ``RefPad1 – Conv3×3`` pairs) or zero-padded by 1 (PoNA's blocks), with at least :data:`MIN_CHANNELS` input and output channels (what it can replace, :func:`eligible`) and
+wide enough to pay (:func:`pays`); the others keep the direct kernel.
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ from torch.nn.utils import skip_init
 
 #: Winograd pays off only on wide convolutions (the grouped GEMM must amortise the transforms)
 MIN_CHANNELS = 128
+
+#: the fewest multiply-adds per transformed float at which Winograd pays (see :func:`pays`)
+MIN_INTENSITY = 160
 
 #: bytes of transformed tiles per step: small enough to stay in cache (large batches are processed a few
 #: samples, or a strip of tile rows, at a time — one sample's tiles at 256×176 are 11 MB)
@@ -51,6 +54,21 @@ def eligible(conv: nn.Module) -> bool:
             and (conv.padding == (0, 0) or (conv.padding == (1, 1) and conv.padding_mode == "zeros"))
             and conv.weight.dtype == torch.float32
             and min(conv.in_channels, conv.out_channels) >= MIN_CHANNELS)
+
+
+def pays(conv: nn.Module) -> bool:
+    """An :func:`eligible` convolution wide enough for Winograd to be faster than the direct kernel.
+
+    Why a rule on the widths: per 4×4 tile, the transforms are memory-bound passes over 16·(C + K) floats
+    (tiles in, tile products out, each written and read again), while the tile products do 16·C·K
+    multiply-adds; their ratio C·K / (C + K) says how much arithmetic each transformed float carries. At 128
+    (PATN's 256→256 blocks) the passes cost about what the 2.25× fewer multiplications save — measured
+    slower than the direct kernel at both datasets' frames, and slower still at 256×176, where the tiles
+    of one sample no longer fit the cache — while the 512-input convolutions (171 and 256) gain at every
+    frame and batch measured. Below :data:`MIN_INTENSITY` the direct kernel is kept.
+    """
+    c, k = conv.in_channels, conv.out_channels
+    return eligible(conv) and c * k / (c + k) >= MIN_INTENSITY
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:

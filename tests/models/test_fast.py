@@ -320,6 +320,17 @@ def test_winograd_convolution_equals_the_direct_one_in_chunks_and_strips():
     assert not winograd.eligible(nn.Conv2d(128, 128, 3, padding=1, padding_mode="reflect"))
 
 
+def test_winograd_is_chosen_only_for_convolutions_wide_enough_to_pay():
+    """PATN's 256→256 blocks keep the direct kernel; its 512-input ones (both datasets) take Winograd."""
+    from posetransfer.models import winograd
+    assert not winograd.pays(nn.Conv2d(256, 256, 3)) and not winograd.pays(nn.Conv2d(128, 128, 3))
+    assert winograd.pays(nn.Conv2d(512, 512, 3)) and winograd.pays(nn.Conv2d(512, 256, 3))
+    assert not winograd.pays(nn.Conv2d(512, 512, 3, stride=2))          # not eligible at all
+    seq = nn.Sequential(nn.Conv2d(256, 256, 3), nn.ReLU(), nn.Conv2d(256, 512, 3), nn.Conv2d(512, 512, 3)).eval()
+    assert fast.prepack_convolutions(seq, winograd=True) == 3
+    assert [type(m).__name__ for m in seq] == ["PackedConv2d", "Identity", "WinogradConv2d", "WinogradConv2d"]
+
+
 def test_winograd_convolution_with_zero_padding_equals_the_direct_one():
     """PoNA's blocks pad inside the convolution (padding=1, zeros): the border is added before the tiles."""
     from posetransfer.models import winograd
@@ -334,10 +345,13 @@ def test_winograd_convolution_with_zero_padding_equals_the_direct_one():
 
 
 @needs_onednn
-def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images():
-    """ngf 32 gives PATN's blocks the 128 channels the tiny models lack, so the default fast path really
-    swaps their 3×3 convolutions for Winograd ones (and only those) and must keep the images."""
+def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images(monkeypatch):
+    """ngf 32 gives PATN's blocks the 128 channels the tiny models lack; with the width rule lowered (the
+    real one keeps Winograd to 512-input convolutions, too large for a test) the fast path really swaps
+    their 3×3 convolutions for Winograd ones (and only those) and must keep the images."""
+    from posetransfer.models import winograd
     from posetransfer.models.winograd import WinogradConv2d
+    monkeypatch.setattr(winograd, "MIN_INTENSITY", 0)
     model = _model("patn", "market", ngf=32, n_blocks=1)
     inputs = make_inputs(batch=2)
     reference = _plain(model, inputs)
@@ -353,8 +367,10 @@ def test_full_width_patn_runs_its_blocks_through_winograd_with_the_same_images()
 
 
 @needs_onednn
-def test_full_width_pona_runs_its_padded_blocks_through_winograd_with_the_same_images():
+def test_full_width_pona_runs_its_padded_blocks_through_winograd_with_the_same_images(monkeypatch):
+    from posetransfer.models import winograd
     from posetransfer.models.winograd import WinogradConv2d
+    monkeypatch.setattr(winograd, "MIN_INTENSITY", 0)
     model = _model("pona", "market", ngf=32, n_blocks=1)
     inputs = make_inputs(batch=2)
     reference = _plain(model, inputs, impl="explicit")
