@@ -13,7 +13,7 @@ from typing import Any, Mapping
 REAL_PHOTO_ADVICE = (
     "trained on synthetic people, so on real photos it gives blurry silhouettes; for real photos convert an "
     "official checkpoint (README, 'Official checkpoints'), e.g. posetransfer convert --arch gfla --input "
-    "latest_net_G.pth --out gfla-fashion.safetensors --preset deepfashion"
+    "latest_net_G.pth --out gfla-fashion.safetensors --dataset deepfashion"
 )
 
 
