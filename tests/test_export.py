@@ -43,7 +43,7 @@ def generator_files(tmp_path_factory):
     files = {}
     for arch in ARCHS:
         torch.manual_seed(0)
-        model = _randomize(build_generator(arch, preset="market", **TINY[arch]))
+        model = _randomize(build_generator(arch, dataset="market", **TINY[arch]))
         files[arch] = (root / f"{arch}.safetensors", model)
         save_generator(model, files[arch][0])
     return files

@@ -65,11 +65,12 @@ def test_effective_wait_policy_reads_the_environment(monkeypatch, env, expected)
 def test_winograd_is_on_by_default_only_with_passive_waiting(monkeypatch):
     import torch
 
-    from posetransfer.models import fast
+    from posetransfer.models import fast, winograd
     from posetransfer.models.registry import build_generator
     from posetransfer.models.winograd import WinogradConv2d
 
-    model = build_generator("patn", preset="market", ngf=32, n_blocks=1).eval()
+    monkeypatch.setattr(winograd, "MIN_INTENSITY", 0)  # this small model's widths would keep the direct kernel
+    model = build_generator("patn", dataset="market", ngf=32, n_blocks=1).eval()
     if not fast.prepack_available():
         pytest.skip("no oneDNN in this torch build")
     for value, wanted in (("PASSIVE", True), ("ACTIVE", False)):

@@ -30,7 +30,7 @@ def wide_checkpoint(tmp_path_factory):
     from posetransfer.models.registry import build_generator
 
     torch.manual_seed(0)
-    model = build_generator("patn", preset="market", **WIDE).eval()
+    model = build_generator("patn", dataset="market", **WIDE).eval()
     gen = torch.Generator().manual_seed(2)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
