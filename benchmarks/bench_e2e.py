@@ -14,7 +14,8 @@ and ``python -c 'import torch'`` (the floor any command pays). Datasets: the syn
 (``posetransfer synth``), generated once into ``--work``. Weights: random (the official PATN's through our
 converter for PATN, so its file and the official forward compute the same function); speed does not
 depend on them. Commands run interleaved (fast, plain[, onnx], fast, plain ...), medians over ``--rounds``;
-``--onnx`` adds ``--runtime onnx`` (ONNX Runtime on the cached export; the exporting first run is timed apart).
+``--onnx`` adds ``--runtime onnx`` (ONNX Runtime on the cached export; the exporting first run is timed apart);
+``--bf16`` adds ``--precision bf16`` (a CPU with bf16 instructions).
 """
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--onnx", action="store_true",
                         help="also time `posetransfer test --runtime onnx` (its export made by an untimed first "
                              "run, whose wall time is reported as 'command onnx first')")
+    parser.add_argument("--bf16", action="store_true", help="also time `posetransfer test --precision bf16`")
     add_output_arguments(parser)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -106,6 +108,8 @@ def main() -> None:
                 cmd = [*CLI, "test", "--checkpoint", str(ckpt), "--data", str(data), "--limit", str(pairs),
                        "--batch-size", str(batch)]
                 runs: dict[str, list[float]] = {"command fast": [], "command plain": []}
+                if args.bf16:
+                    runs["command bf16"] = []
                 onnx_cmd = [*cmd, "--out", str(args.work / "out_onnx"), "--runtime", "onnx"]
                 if args.onnx:
                     env["POSETRANSFER_CACHE_DIR"] = str(args.work / f"cache_{arch}_{preset}_{batch}")
@@ -116,6 +120,9 @@ def main() -> None:
                     runs["command plain"].append(wall([*cmd, "--out", str(args.work / "out_plain"), "--no-fast"], env))
                     if args.onnx:
                         runs["command onnx"].append(wall(onnx_cmd, env))
+                    if args.bf16:
+                        runs["command bf16"].append(wall([*cmd, "--out", str(args.work / "out_bf16"),
+                                                          "--precision", "bf16"], env))
 
                 def plain(*t):
                     with torch.no_grad():
@@ -146,18 +153,21 @@ def _ratio(a: float | None, b: float) -> str:
 
 def format_markdown(result: dict) -> str:
     lines = ["| Model | Frame | Batch | Pairs | `posetransfer test` (fast) s / img/s | `--no-fast` s / img/s | "
-             "`--runtime onnx` s / img/s (first run, exporting) | "
-             "bare fast s | bare plain s | bare official s | command fast vs bare official | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "`--runtime onnx` s / img/s (first run, exporting) | `--precision bf16` s / img/s | "
+             "bare fast s | bare plain s | bare official s | command fast vs bare official | "
+             "command bf16 vs bare official | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         m, ips = r["median_s"], r["img_per_s"]
         off = m.get("bare official")
         onnx = (f"{m['command onnx']:.1f} / {ips['command onnx']:.2f} ({r['command onnx first']:.1f})"
                 if "command onnx" in m else "–")
+        bf16 = f"{m['command bf16']:.1f} / {ips['command bf16']:.2f}" if "command bf16" in m else "–"
         lines.append(f"| {r['arch']} | {r['size'][0]}×{r['size'][1]} | {r['batch']} | {r['pairs']} | "
                      f"{m['command fast']:.1f} / {ips['command fast']:.2f} | {m['command plain']:.1f} / "
-                     f"{ips['command plain']:.2f} | {onnx} | {m['bare fast']:.1f} | {m['bare plain']:.1f} | "
+                     f"{ips['command plain']:.2f} | {onnx} | {bf16} | {m['bare fast']:.1f} | {m['bare plain']:.1f} | "
                      f"{f'{off:.1f}' if off else '–'} | {_ratio(off, m['command fast'])} | "
+                     f"{_ratio(off, m['command bf16']) if 'command bf16' in m else '–'} | "
                      f"{r['loadavg_start'][0]}–{r['loadavg_end'][0]} |")
     s = result["startup"]
     lines += ["", f"start-up: `posetransfer --help` {s['help_s']:.2f} s, `python -c 'import torch'` "

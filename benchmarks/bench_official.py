@@ -11,7 +11,9 @@ Zhangjinso/PoNA), imported from the checkout given on the command line (never pa
 as its test script does (``netG([P1, cat(BP1, BP2)])`` under ``no_grad``) — skipped when no checkout is
 given or the architecture has no official code (APATN, GFLA: the GFLA code needs CUDA extensions);
 **plain** — our generator in eval mode under ``no_grad``; **fast** —
-:func:`posetransfer.models.fast.prepare_for_inference` (what every inference command runs by default).
+:func:`posetransfer.models.fast.prepare_for_inference` (what every inference command runs by default); **bf16** (with ``--bf16``) — the same fast path with
+``precision="bf16"`` (``--precision bf16`` of the commands; a CPU with bf16 instructions), with its largest
+difference from the float32 output recorded beside it.
 Our generator gets the official model's random weights through our converter
 (:func:`posetransfer.models.official.convert_generator_state`), BN statistics randomised, so all columns
 compute the same function (the outputs are compared too).
@@ -96,7 +98,7 @@ def build_case(arch: str, preset: str, repos: dict[str, Path | None]) -> tuple[n
         return None, ours
     official = maker(repo, preset).eval()
     _randomize_stats(official)
-    ours = convert_generator_state(arch, official.state_dict(), f"official {arch}", preset=preset).eval()
+    ours = convert_generator_state(arch, official.state_dict(), f"official {arch}", dataset=preset).eval()
     return official, ours
 
 
@@ -131,9 +133,11 @@ def time_columns(fns: dict, rounds: int, min_time: float) -> dict[str, list[floa
 
 
 def run_case(arch: str, preset: str, batches: list[int], repos, loads: list[str], rounds: int,
-             min_time: float) -> list[dict]:
+             min_time: float, bf16: bool = False) -> list[dict]:
     official, ours = build_case(arch, preset, repos)
     fast, info = prepare_for_inference(ours)
+    bf16 = bf16 and getattr(ours, "fast_path_pays", True)       # GFLA and the flow model run float32 as they are
+    fast_bf16 = prepare_for_inference(ours, precision="bf16")[0] if bf16 else None
     size = parse_size(preset)
     rows = []
     for batch in batches:
@@ -157,6 +161,10 @@ def run_case(arch: str, preset: str, batches: list[int], repos, loads: list[str]
                 return ours(src, smap, tmap)
         fns["plain"] = run_plain
         fns["fast"] = lambda src=src, smap=smap, tmap=tmap: fast(src, smap, tmap)
+        if fast_bf16 is not None:
+            diffs["bf16"] = float((fast_bf16(src, smap, tmap) - ref).abs().max())
+            diffs["bf16_mean"] = float((fast_bf16(src, smap, tmap) - ref).abs().mean())
+            fns["bf16"] = lambda src=src, smap=smap, tmap=tmap: fast_bf16(src, smap, tmap)
         for load in loads:
             hog = Hog() if load == "hog" else None
             try:
@@ -185,23 +193,32 @@ def run_case(arch: str, preset: str, batches: list[int], repos, loads: list[str]
 
 def format_row(row: dict) -> str:
     med = row["median_s"]
-    cols = " / ".join(f"{k} {med[k]:.3f}" for k in ("official", "plain", "fast") if k in med)
+    cols = " / ".join(f"{k} {med[k]:.3f}" for k in ("official", "plain", "fast", "bf16") if k in med)
     speed = row.get("speedup_vs_official") or row["speedup_vs_plain"]
     base = "official" if "speedup_vs_official" in row else "plain"
+    bf16 = f", bf16 {speed['bf16']:.2f}x" if "bf16" in speed else ""
     return (f"{row['arch']} {row['size'][0]}x{row['size'][1]} b{row['batch']} {row['load']}: {cols} s/batch; "
-            f"fast vs {base} {speed['fast']:.2f}x; load {row['loadavg_start'][0]} -> {row['loadavg_end'][0]}")
+            f"fast vs {base} {speed['fast']:.2f}x{bf16}; load {row['loadavg_start'][0]} -> {row['loadavg_end'][0]}")
 
 
 def format_markdown(result: dict) -> str:
     lines = ["| Model | Frame | Batch | Load | official s/batch | plain s/batch | fast s/batch | fast vs official | "
-             "fast vs plain | spread fast (min-max) | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "fast vs plain | spread fast (min-max) | bf16 s/batch | bf16 vs official | bf16 vs plain | "
+             "bf16 max / mean abs diff | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        med, runs = r["median_s"], r["runs_s"]
+        med, runs, diff = r["median_s"], r["runs_s"], r["max_abs_diff_vs_plain"]
         off = f"{med['official']:.3f}" if "official" in med else "–"
         vs_off = f"{r['speedup_vs_official']['fast']:.2f}×" if "speedup_vs_official" in r else "–"
+        if "bf16" in med:
+            bf16_off = f"{r['speedup_vs_official']['bf16']:.2f}×" if "speedup_vs_official" in r else "–"
+            bf16 = (f"{med['bf16']:.3f} | {bf16_off} | {r['speedup_vs_plain']['bf16']:.2f}× | "
+                    f"{diff['bf16']:.3f} / {diff['bf16_mean']:.4f}")
+        else:
+            bf16 = "– | – | – | –"
         lines.append(f"| {r['arch']} | {r['size'][0]}×{r['size'][1]} | {r['batch']} | {r['load']} | {off} | "
                      f"{med['plain']:.3f} | {med['fast']:.3f} | {vs_off} | {r['speedup_vs_plain']['fast']:.2f}× | "
-                     f"{min(runs['fast']):.3f}–{max(runs['fast']):.3f} | {r['loadavg_start'][0]}–{r['loadavg_end'][0]} |")
+                     f"{min(runs['fast']):.3f}–{max(runs['fast']):.3f} | {bf16} | "
+                     f"{r['loadavg_start'][0]}–{r['loadavg_end'][0]} |")
     lines += ["", f"wait policy {result['wait_policy']}, {result['threads']} threads, torch {result['machine']['torch']}, "
               f"{result['machine'].get('cpu')}; medians of {result['rounds']} interleaved rounds"]
     return "\n".join(lines)
@@ -217,6 +234,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of calls per column and round")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bf16", action="store_true",
+                        help="add the fast path in bfloat16 as a column (a CPU with bf16 instructions)")
     add_output_arguments(parser)
     args = parser.parse_args()
     if args.threads:
@@ -229,7 +248,7 @@ def main() -> None:
     for case in args.cases:
         arch, preset, batches = case.split(":")
         result["rows"] += run_case(arch, preset, [int(b) for b in batches.split(",")], repos, args.load,
-                                   args.rounds, args.min_time)
+                                   args.rounds, args.min_time, bf16=args.bf16)
         save_partial(result, args)
     finish(result, args, format_markdown)
 

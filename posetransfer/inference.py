@@ -130,12 +130,14 @@ def resolve_contract(file: Path, found: InputContract | None, *, size: str | Seq
 def load_model(path: str | os.PathLike, *, size: str | Sequence[int] | None = None, heatmap: str | None = None,
                sigma: float | None = None, device: str | torch.device = "cpu",
                arch: str | None = None, fast: bool = True, runtime: str = "torch",
-               threads: int | None = None) -> "InferenceModel":
+               threads: int | None = None, precision: str = "fp32") -> "InferenceModel":
     """Load a generator file, checkpoint folder or run folder for inference, with its input contract.
 
     ``size`` (``market``, ``fashion``, ``HxW`` or (H, W)), ``heatmap`` (``gaussian`` | ``onehot``) and
     ``sigma`` override the contract (logged); ``arch`` refuses other architectures. ``fast`` runs the
-    inference fast path (:func:`posetransfer.models.fast.prepare_for_inference`; same images within 1e-4).
+    inference fast path (:func:`posetransfer.models.fast.prepare_for_inference`; same images within 1e-4);
+    ``precision="bf16"`` runs it in bfloat16 (CUDA, or a CPU with bf16 instructions; the images change: a
+    trained PATN's by 2 grey levels at most).
     ``runtime="onnx"`` runs the generator in ONNX Runtime instead (exported once into a cache, see
     :func:`posetransfer.export.onnx_runner`; ``threads`` sizes its pool), CPU only.
     """
@@ -147,7 +149,7 @@ def load_model(path: str | os.PathLike, *, size: str | Sequence[int] | None = No
     generator = load_generator_file(file, arch=arch, map_location=device)
     contract, source = resolve_contract(file, getattr(generator, "input_contract"), size=size, heatmap=heatmap, sigma=sigma)
     return InferenceModel(generator, contract, name=str(file), contract_source=source, fast=fast,
-                          runtime=runtime, source_file=file, threads=threads)
+                          runtime=runtime, source_file=file, threads=threads, precision=precision)
 
 
 #: what runs the generator: PyTorch (the fast path or the plain model) or ONNX Runtime (an export of it)
@@ -180,7 +182,8 @@ class InferenceModel:
 
     def __init__(self, generator: nn.Module, contract: InputContract, *, name: str = "generator",
                  contract_source: str = "file", fast: bool = True, runtime: str = "torch",
-                 source_file: str | os.PathLike | None = None, threads: int | None = None) -> None:
+                 source_file: str | os.PathLike | None = None, threads: int | None = None,
+                 precision: str = "fp32") -> None:
         self.generator = generator.eval()
         self.contract = contract
         self.contract_source = contract_source
@@ -193,6 +196,8 @@ class InferenceModel:
         if runtime == "onnx":
             from .export import onnx_runner
 
+            if precision != "fp32":
+                raise ConfigError(f"{name}: precision {precision} needs --runtime torch (the ONNX export is float32)")
             if source_file is None:
                 raise ConfigError(f"{name}: --runtime onnx needs the generator's file")
             self.runner, description = onnx_runner(self.generator, self.size, source_file,
@@ -200,7 +205,7 @@ class InferenceModel:
         elif runtime == "torch":
             from .models.fast import prepare_for_inference
 
-            self.runner, description = prepare_for_inference(self.generator, fast)
+            self.runner, description = prepare_for_inference(self.generator, fast, precision)
         else:
             raise ConfigError(f"--runtime {runtime!r}: use {' or '.join(RUNTIMES)}")
         self.fast_path = {"runtime": runtime, **description}

@@ -112,6 +112,10 @@ def test_export_errors_are_one_line(generator_files, tmp_path, capsys):
                  "--size", "62x30"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "multiples of 4" in err
+    assert main(["export", "--checkpoint", str(path), "--format", "torchscript", "--out", str(tmp_path / "a.pt"),
+                 "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "float32" in err
     assert not (tmp_path / "a.pt").exists()
 
 

@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device != "cpu":
         raise ConfigError("export runs on the CPU (--device cpu); the exported file runs anywhere")
+    if args.precision != "fp32":
+        raise ConfigError(f"export writes the float32 model; --precision {args.precision} does not apply to it")
     args.no_fast = True                      # the exporters trace the plain model
     model = load_model_from_args(args)
     report = export_generator(model.generator, args.out, args.format, model.size, metadata=model.export_metadata(),

@@ -35,7 +35,14 @@
   norm is per sample in eval mode);
 * optionally compiles it with ``torch.compile`` (inductor, with weight freezing: conv+ReLU / conv+add
   fusion and fused C++ kernels for the memory-bound ops — norm, activation, padding, mask multiply, concat);
-* optionally runs in bfloat16 autocast (CUDA; this one *does* change results, so it is off by default).
+* optionally runs in bfloat16 (``precision="bf16"``; this one *does* change results — measured on a trained
+  PATN: at most 2 grey levels, 0.13 on average — so it is off by default): on CUDA as autocast; on a CPU
+  with bf16 dot-product instructions (AVX512-BF16, AMX: :func:`cpu_bf16_native`) with bf16 weights and
+  activations end to end, the packed oneDNN convolutions computing in bf16 with float32 accumulation —
+  about twice the multiply-adds per cycle of float32, the one lever left once the direct kernels run near
+  the float32 FMA peak. Norm statistics and softmaxes accumulate in float32 inside their kernels; the
+  output comes back float32. Without those instructions bf16 is emulated (slower than float32), so it is
+  refused there.
 
 The wrapper keeps the generator call ``G'(source_image, source_heatmaps, target_heatmaps,
 return_extras=False)``; save the *original* model (the folded copy has no BN layers, so its state dict no
@@ -74,6 +81,17 @@ ATTENTION_IMPLS = ("auto", "sdpa", "explicit", "chunked", "padded")
 CHUNK_BYTES = 32 * 2 ** 20
 
 _SDPA = F.scaled_dot_product_attention
+
+#: ``precision=``: float32 (the default: the plain model's images within 1e-4) or bfloat16 (opt-in, see above)
+PRECISIONS = ("fp32", "bf16")
+
+#: the dtypes the packed oneDNN path runs (bf16: ``precision="bf16"`` on a CPU with native bf16)
+_PACKED_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX), as oneDNN reports it."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,7 +271,7 @@ class ChannelsLastInstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        usable = (x.device.type == "cpu" and x.dtype == torch.float32 and h * w > 1
+        usable = (x.device.type == "cpu" and x.dtype in _PACKED_DTYPES and h * w > 1
                   and x.is_contiguous(memory_format=torch.channels_last)
                   and not (torch.is_grad_enabled() and x.requires_grad))
         if not usable:
@@ -315,7 +333,8 @@ class PackedConv2d(nn.Module):
     Why it is faster: eager ``F.conv2d`` on CPU reorders the weight into the blocked layout on *every*
     call (a 512×512×3×3 weight is 9.4 MB) and runs the activation as a separate pass over the output.
     The packed weight depends on the input shape, so one is kept per shape (built on first use).
-    Falls back to the plain ops off CPU, for other dtypes (autocast) and when autograd is recording.
+    Runs float32, or bfloat16 when the model was cast to it (``precision="bf16"``); falls back to the plain ops
+    off CPU, for a dtype other than the weight's (autocast) and when autograd is recording.
     """
 
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, activation: str = "none") -> None:
@@ -357,8 +376,8 @@ class PackedConv2d(nn.Module):
         return {"none": lambda t: t, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[self.activation](y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        usable = (x.device.type == "cpu" and x.dtype == torch.float32 == self.weight.dtype and x.dim() == 4
-                  and not (torch.is_grad_enabled() and x.requires_grad))
+        usable = (x.device.type == "cpu" and x.dtype == self.weight.dtype and x.dtype in _PACKED_DTYPES
+                  and x.dim() == 4 and not (torch.is_grad_enabled() and x.requires_grad))
         if not usable:
             return self._plain(x)
         packed = self._pack(tuple(x.shape))
@@ -457,7 +476,7 @@ def _to_layout(x, channels_last: bool):
 class InferenceGenerator(Generator):
     """An optimised copy of a generator (see :func:`optimize_for_inference`); same call, same outputs."""
 
-    def __init__(self, model: nn.Module, *, channels_last: bool, attention: str, autocast: str | None,
+    def __init__(self, model: nn.Module, *, channels_last: bool, attention: str, precision: str,
                  compiled: bool, folded: int, packed: int = 0, compile_options: dict | None = None,
                  max_batch: int | None = None, per_sample: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -467,7 +486,11 @@ class InferenceGenerator(Generator):
         self.pose_channels = getattr(model, "pose_channels", 18)
         self.channels_last = channels_last
         self.attention = attention
-        self.autocast = autocast
+        self.precision = precision
+        #: bf16 on CPU: the weights are bf16 and the inputs are cast to it (no autocast: every op runs bf16)
+        self.input_dtype = (torch.bfloat16 if precision == "bf16" and all(p.device.type == "cpu"
+                                                                          for p in model.parameters())
+                            else None)
         self.folded_batchnorms = folded
         self.packed_convolutions = packed
         self.compiled = compiled
@@ -486,7 +509,7 @@ class InferenceGenerator(Generator):
     def extra_repr(self) -> str:
         return (f"arch={self.arch!r}, channels_last={self.channels_last}, attention={self.attention!r}, "
                 f"folded_batchnorms={self.folded_batchnorms}, packed_convolutions={self.packed_convolutions}, "
-                f"compiled={self.compiled}, autocast={self.autocast}, max_batch={self.max_batch}, "
+                f"compiled={self.compiled}, precision={self.precision}, max_batch={self.max_batch}, "
                 f"per_sample={self.per_sample}")
 
     def description(self) -> dict:
@@ -498,7 +521,7 @@ class InferenceGenerator(Generator):
                 "winograd_convolutions": sum(isinstance(m, WinogradConv2d) for m in self.model.modules()),
                 "channels_last_instance_norms": getattr(self, "channels_last_instance_norms", 0),
                 "channels_last": self.channels_last, "attention": self.attention, "compiled": self.compiled,
-                "autocast": self.autocast, "per_sample": list(self.per_sample), **thread_settings()}
+                "precision": self.precision, "per_sample": list(self.per_sample), **thread_settings()}
 
     def train(self, mode: bool = True):
         if mode:
@@ -510,9 +533,11 @@ class InferenceGenerator(Generator):
 
     def forward(self, source_image, source_heatmaps, target_heatmaps, return_extras: bool = False):
         inputs = [_to_layout(t, self.channels_last) for t in (source_image, source_heatmaps, target_heatmaps)]
+        if self.input_dtype is not None:
+            inputs = [t.to(self.input_dtype) for t in inputs]
         device = inputs[0].device.type
-        autocast = (torch.autocast(device, dtype=torch.bfloat16) if self.autocast == "bf16"
-                    else contextlib.nullcontext())
+        autocast = (torch.autocast(device, dtype=torch.bfloat16)
+                    if self.precision == "bf16" and self.input_dtype is None else contextlib.nullcontext())
         first = self.compiled and self._calls == 0
         start = time.perf_counter()
         step = self.max_batch or inputs[0].shape[0]
@@ -532,7 +557,7 @@ class InferenceGenerator(Generator):
 
 
 def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bool = True, compile: bool = False,
-                           attention: str = "auto", autocast: str | None = None, prepack: bool | None = None,
+                           attention: str = "auto", precision: str = "fp32", prepack: bool | None = None,
                            max_batch: int | None = None, per_sample: bool | None = None,
                            winograd: bool | None = None, inplace: bool = False,
                            compile_options: dict | None = None) -> InferenceGenerator:
@@ -540,7 +565,9 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
 
     ``prepack`` (default: on for a CPU model when oneDNN is available and ``compile`` is off — inductor packs
     its own weights) replaces the convolutions by :class:`PackedConv2d` (pre-packed weights, fused ReLU/Tanh).
-    ``autocast="bf16"`` runs in bfloat16 autocast (meant for CUDA; results change at the 1e-2 level).
+    ``precision="bf16"`` runs in bfloat16 (CUDA: autocast; CPU: bf16 weights and activations, only on a CPU
+    with native bf16, :func:`cpu_bf16_native`; no Winograd there, whose transforms would round in bf16);
+    results change (a trained PATN: 2 grey levels at most; README, Performance: bfloat16).
     ``max_batch`` splits larger batches into micro-batches (same images: in eval mode every norm is per
     sample or fixed), bounding peak activation memory; ignored with ``return_extras``.
     ``per_sample`` (default: on for a CPU model) runs the memory-heavy full-resolution modules a generator
@@ -550,8 +577,8 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     """
     if attention not in ATTENTION_IMPLS:
         raise ModelError(f"unknown attention implementation {attention!r}; expected one of {', '.join(ATTENTION_IMPLS)}")
-    if autocast not in (None, "bf16"):
-        raise ModelError(f"autocast must be None or 'bf16', got {autocast!r}")
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if max_batch is not None and int(max_batch) < 1:
         raise ModelError(f"max_batch must be a positive integer, got {max_batch!r}")
     if isinstance(G, InferenceGenerator):
@@ -562,6 +589,12 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
         p.requires_grad_(False)
     folded = fold_batchnorm(model) if fold_bn else 0
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    cpu_bf16 = precision == "bf16" and on_cpu
+    if cpu_bf16 and not cpu_bf16_native():
+        raise ModelError("precision bf16 on the CPU needs bf16 instructions (AVX512-BF16 or AMX), which this CPU "
+                         "lacks: emulated bf16 runs slower than float32; use the default float32")
+    if cpu_bf16 and compile:
+        raise ModelError("precision bf16 on the CPU runs eager (packed bf16 oneDNN kernels); drop compile=True")
     if prepack is None:
         prepack = on_cpu and not compile and prepack_available()
     elif prepack and not prepack_available():
@@ -569,9 +602,11 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     if winograd is None:
         from ..runtime import waits_passively
 
-        winograd = prepack and waits_passively()
+        winograd = prepack and waits_passively() and not cpu_bf16
     elif winograd and not prepack:
         raise ModelError("winograd=True runs on the pre-packed oneDNN path: it needs prepack")
+    elif winograd and cpu_bf16:
+        raise ModelError("winograd=True computes in float32; it cannot run with precision bf16 on the CPU")
     cl_norms = channels_last_instance_norms(model) if channels_last and on_cpu and not compile else 0
     packed = prepack_convolutions(model, winograd=winograd) if prepack else 0
     if per_sample is None:
@@ -579,29 +614,41 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     split = split_per_sample(model) if per_sample else []
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimized = InferenceGenerator(model, channels_last=channels_last, attention=attention, autocast=autocast,
+    if cpu_bf16:       # after folding (in float32) and packing (the packed weights are built on first use)
+        model = model.to(torch.bfloat16)
+    optimized = InferenceGenerator(model, channels_last=channels_last, attention=attention, precision=precision,
                                    compiled=compile, folded=folded, packed=packed, compile_options=compile_options,
                                    max_batch=max_batch, per_sample=tuple(split))
     optimized.channels_last_instance_norms = cl_norms
     return optimized
 
 
-def prepare_for_inference(generator: nn.Module, fast: bool = True) -> tuple[nn.Module, dict]:
+def prepare_for_inference(generator: nn.Module, fast: bool = True, precision: str = "fp32") -> tuple[nn.Module, dict]:
     """The module inference should run for ``generator``, and a description of what was applied.
 
-    ``fast=True``: :func:`optimize_for_inference` with its defaults (the generator itself is left as it
-    is: save that one), except for generators whose ``fast_path_pays`` is False (measured slower through
-    it), which run as they are; ``fast=False``: the generator itself, in eval mode. The description (``{"fast":
-    bool, ...}``: folded BNs, packed / Winograd convolutions, threads, OpenMP wait policy) goes into the
-    commands' results files, so every figure says which path made it.
+    ``fast=True``: :func:`optimize_for_inference` with its defaults and ``precision`` (the generator itself is
+    left as it is: save that one), except for generators whose ``fast_path_pays`` is False (measured slower
+    through it), which run as they are (in float32: ``precision="bf16"`` is refused for them); ``fast=False``:
+    the generator itself, in eval mode, float32. The description (``{"fast": bool, "precision": ...}``: folded
+    BNs, packed / Winograd convolutions, threads, OpenMP wait policy) goes into the commands' results files,
+    so every figure says which path made it.
     """
     from ..runtime import thread_settings
 
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    arch = getattr(generator, "arch", "") or "this"
     generator.eval()
     if not fast:
-        return generator, {"fast": False, "optimized": False, **thread_settings()}
+        if precision != "fp32":
+            raise ModelError(f"precision {precision} runs on the inference fast path; drop --no-fast")
+        return generator, {"fast": False, "optimized": False, "precision": "fp32", **thread_settings()}
     if not getattr(generator, "fast_path_pays", True):
-        return generator, {"fast": True, "optimized": False, "why": f"the {getattr(generator, 'arch', '')} "
-                           "generator runs faster as it is (Generator.fast_path_pays)", **thread_settings()}
-    optimized = optimize_for_inference(generator)
+        if precision != "fp32":
+            raise ModelError(f"precision {precision} is not available for the {arch} generator: it runs as it "
+                             "is, in float32 (Generator.fast_path_pays)")
+        return generator, {"fast": True, "optimized": False, "precision": "fp32",
+                           "why": f"the {arch} generator runs faster as it is (Generator.fast_path_pays)",
+                           **thread_settings()}
+    optimized = optimize_for_inference(generator, precision=precision)
     return optimized, {**optimized.description(), "optimized": True}

@@ -128,3 +128,38 @@ def test_reid_augment_fast_and_plain_write_the_same_images(tmp_path, wide_checkp
     for name in generated:
         _close(read_image(folders["fast"] / "bounding_box_train" / name),
                read_image(folders["plain"] / "bounding_box_train" / name))
+
+
+def test_bf16_precision_writes_close_images_and_says_so(tmp_path, wide_checkpoint, synth_data, capsys):
+    from posetransfer.models.fast import cpu_bf16_native
+
+    if not cpu_bf16_native():
+        assert main(["test", "--checkpoint", str(wide_checkpoint), "--data", str(synth_data),
+                     "--out", str(tmp_path / "x"), "--limit", "2", "--precision", "bf16"]) == 2
+        assert "bf16 instructions" in capsys.readouterr().err
+        pytest.skip("this CPU has no bf16 instructions: the refusal is what is tested")
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert main(["test", "--checkpoint", str(wide_checkpoint), "--data", str(synth_data), "--out", str(out),
+                     "--limit", "4", "--batch-size", "2", "--precision", precision]) == 0
+        outs[precision] = out
+    capsys.readouterr()
+    names = sorted(p.name for p in outs["fp32"].glob("*___*.png"))
+    assert len(names) == 4
+    diffs = [np.abs(read_image(outs["fp32"] / n).astype(int) - read_image(outs["bf16"] / n).astype(int))
+             for n in names]
+    assert max(int(d.max()) for d in diffs) <= 16 and float(np.mean([d.mean() for d in diffs])) <= 2.0
+    assert any(int(d.max()) > 0 for d in diffs)
+    run = json.loads((outs["bf16"] / "test_run.json").read_text())["fast_path"]
+    assert run["precision"] == "bf16" and run["fast"] is True
+    assert json.loads((outs["fp32"] / "test_run.json").read_text())["fast_path"]["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("flags, message", [(["--no-fast"], "drop --no-fast"),
+                                            (["--runtime", "onnx"], "needs --runtime torch")])
+def test_bf16_precision_refuses_paths_it_cannot_run(tmp_path, checkpoint, synth_data, capsys, flags, message):
+    assert main(["test", "--checkpoint", str(checkpoint), "--data", str(synth_data), "--out", str(tmp_path / "g"),
+                 "--precision", "bf16", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and message in err and not (tmp_path / "g").exists()
