@@ -108,7 +108,8 @@ def main() -> None:
                 cmd = [*CLI, "test", "--checkpoint", str(ckpt), "--data", str(data), "--limit", str(pairs),
                        "--batch-size", str(batch)]
                 runs: dict[str, list[float]] = {"command fast": [], "command plain": []}
-                if args.bf16:
+                bf16 = args.bf16 and getattr(ours, "fast_path_pays", True)   # GFLA/flow have no bf16 path
+                if bf16:
                     runs["command bf16"] = []
                 onnx_cmd = [*cmd, "--out", str(args.work / "out_onnx"), "--runtime", "onnx"]
                 if args.onnx:
@@ -120,7 +121,7 @@ def main() -> None:
                     runs["command plain"].append(wall([*cmd, "--out", str(args.work / "out_plain"), "--no-fast"], env))
                     if args.onnx:
                         runs["command onnx"].append(wall(onnx_cmd, env))
-                    if args.bf16:
+                    if bf16:
                         runs["command bf16"].append(wall([*cmd, "--out", str(args.work / "out_bf16"),
                                                           "--precision", "bf16"], env))
 
