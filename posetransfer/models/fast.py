@@ -550,10 +550,18 @@ class InferenceGenerator(Generator):
         if first:
             self.compile_seconds = time.perf_counter() - start
         self._calls += 1
-        if isinstance(out, GeneratorOutput):
+        if isinstance(out, GeneratorOutput):    # every tensor back in float32 (bf16 has no NumPy dtype)
             out.image = out.image.float().contiguous()
+            for name in ("attention", "flows", "visibility"):
+                setattr(out, name, [_as_float(t) for t in getattr(out, name)])
+            out.extras = {k: ([_as_float(t) for t in v] if isinstance(v, list) else _as_float(v))
+                          for k, v in out.extras.items()}
             return out
         return out.float().contiguous()
+
+
+def _as_float(x):
+    return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
 
 def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bool = True, compile: bool = False,

@@ -163,3 +163,19 @@ def test_bf16_precision_refuses_paths_it_cannot_run(tmp_path, checkpoint, synth_
                  "--precision", "bf16", *flags]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and message in err and not (tmp_path / "g").exists()
+
+
+def test_bf16_transfer_writes_its_attention_figure(tmp_path, wide_checkpoint, synth_data, capsys):
+    from posetransfer.models.fast import cpu_bf16_native
+
+    if not cpu_bf16_native():
+        pytest.skip("this CPU has no bf16 instructions")
+    annotations = K.read_annotations(synth_data / "market-annotation-test.csv")
+    (name, kp), (target_name, _) = list(annotations.items())[:2]
+    source_pose = write_pose_json(tmp_path / "src.json", kp, (128, 64))
+    out = tmp_path / "bf16.png"
+    assert main(["transfer", "--checkpoint", str(wide_checkpoint), "--source", str(synth_data / "test" / name),
+                 "--source-pose", str(source_pose), "--target-csv", str(synth_data / "market-annotation-test.csv"),
+                 "--target-name", target_name, "--out", str(out), "--precision", "bf16", "--save-attention"]) == 0
+    capsys.readouterr()
+    assert read_image(out).shape == (128, 64, 3) and (tmp_path / "bf16_attention.png").is_file()

@@ -279,6 +279,11 @@ def test_bf16_runs_in_bf16_and_is_close(arch):
     description = optimized.description()
     assert description["precision"] == "bf16" and description["winograd_convolutions"] == 0
     assert next(model.parameters()).dtype == torch.float32      # the original is left as it is
+    extras = optimized.generate(*inputs)                         # attention maps and matrices: float32 too
+    tensors = [extras.image, *extras.attention, *[t for v in extras.extras.values()
+                                                  for t in (v if isinstance(v, list) else [v])
+                                                  if isinstance(t, torch.Tensor)]]
+    assert len(tensors) > 1 and all(t.dtype == torch.float32 for t in tensors)
 
 
 def test_bf16_is_refused_where_it_would_be_emulated_or_cannot_apply(monkeypatch):
