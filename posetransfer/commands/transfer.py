@@ -70,11 +70,7 @@ def check_model_arguments(args: argparse.Namespace, *, figures: tuple[str, ...] 
     from ..errors import ConfigError
 
     args.device = str(resolve_device(args.device))
-    if getattr(args, "precision", "fp32") != "fp32" and getattr(args, "no_fast", False):
-        raise ConfigError(f"--precision {args.precision} runs on the fast path; drop --no-fast")
     if getattr(args, "runtime", "torch") == "onnx":
-        if getattr(args, "precision", "fp32") != "fp32":
-            raise ConfigError(f"--precision {args.precision} needs --runtime torch (the ONNX export is float32)")
         if args.device != "cpu":
             raise ConfigError(f"--runtime onnx runs on the CPU; got --device {args.device}")
         for flag in figures:

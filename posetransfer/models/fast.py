@@ -89,6 +89,11 @@ PRECISIONS = ("fp32", "bf16")
 _PACKED_DTYPES = (torch.float32, torch.bfloat16)
 
 
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def cpu_bf16_native() -> bool:
     """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX), as oneDNN reports it."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -585,8 +590,7 @@ def optimize_for_inference(G: nn.Module, channels_last: bool = True, fold_bn: bo
     """
     if attention not in ATTENTION_IMPLS:
         raise ModelError(f"unknown attention implementation {attention!r}; expected one of {', '.join(ATTENTION_IMPLS)}")
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     if max_batch is not None and int(max_batch) < 1:
         raise ModelError(f"max_batch must be a positive integer, got {max_batch!r}")
     if isinstance(G, InferenceGenerator):
@@ -643,8 +647,7 @@ def prepare_for_inference(generator: nn.Module, fast: bool = True, precision: st
     """
     from ..runtime import thread_settings
 
-    if precision not in PRECISIONS:
-        raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     arch = getattr(generator, "arch", "") or "this"
     generator.eval()
     if not fast:
