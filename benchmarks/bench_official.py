@@ -162,8 +162,8 @@ def run_case(arch: str, preset: str, batches: list[int], repos, loads: list[str]
         fns["plain"] = run_plain
         fns["fast"] = lambda src=src, smap=smap, tmap=tmap: fast(src, smap, tmap)
         if fast_bf16 is not None:
-            diffs["bf16"] = float((fast_bf16(src, smap, tmap) - ref).abs().max())
-            diffs["bf16_mean"] = float((fast_bf16(src, smap, tmap) - ref).abs().mean())
+            bf16_error = (fast_bf16(src, smap, tmap) - ref).abs()
+            diffs["bf16"], diffs["bf16_mean"] = float(bf16_error.max()), float(bf16_error.mean())
             fns["bf16"] = lambda src=src, smap=smap, tmap=tmap: fast_bf16(src, smap, tmap)
         for load in loads:
             hog = Hog() if load == "hog" else None
